@@ -1,0 +1,1 @@
+from . import gan  # noqa: F401  (registers the models)

@@ -1,0 +1,120 @@
+"""The contract between a training *objective* (the GAN game, the VAE bound, ...) and the trainer.
+
+Three layers, as in lucidrains' libraries: the net (``genvision.models``), the process that
+trains it (an :class:`Objective`), and the loop (``genvision.training.trainer``). The trainer
+owns devices, precision, EMA, logging, checkpoints, resume and signal handling; the objective
+owns its optimizers and decides what one step does, calling :meth:`StepContext.update` for
+every optimizer step so non-finite losses and gradients are caught in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+
+@dataclass
+class DataInfo:
+    """What an objective may need to know about the training data."""
+
+    channels: int
+    image_size: int
+    num_classes: int  # 0 for unlabelled data
+
+
+class StepContext:
+    """Handed to :meth:`Objective.train_step`; guards every optimizer update."""
+
+    def __init__(self, *, step: int, device: torch.device, precision: str, grad_clip: float | None,
+                 optimizers: dict[str, torch.optim.Optimizer]):
+        self.step = step
+        self.device = device
+        self.precision = precision
+        self.grad_clip = grad_clip
+        self.optimizers = optimizers
+        self.skipped: list[str] = []  # names of updates skipped for non-finite values this step
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the forward pass (backward runs outside it, as PyTorch advises)."""
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def update(self, loss: torch.Tensor, optimizer: str) -> bool:
+        """Backward ``loss`` and step optimizer ``optimizer`` unless anything is non-finite.
+
+        Returns False (and leaves the weights untouched) when the loss or any gradient is
+        NaN/inf; the trainer stops the run after too many consecutive skipped steps.
+        """
+        opt = self.optimizers[optimizer]
+        opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss.detach()).all():
+            self.skipped.append(optimizer)
+            return False
+        loss.backward()
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        if grads:
+            # One fused reduction instead of a per-tensor check keeps this cheap.
+            total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            if not torch.isfinite(total_norm):
+                opt.zero_grad(set_to_none=True)
+                self.skipped.append(optimizer)
+                return False
+            if self.grad_clip is not None:
+                torch._foreach_mul_(grads, torch.clamp(self.grad_clip / (total_norm + 1e-6), max=1.0))
+        opt.step()
+        return True
+
+
+class Objective:
+    """Base class for training objectives. Subclasses set ``name`` and implement the hooks."""
+
+    name: str = "objective"
+
+    def __init__(self, model: nn.Module, config, data: DataInfo):
+        self.model = model
+        self.config = config
+        self.data = data
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Create the optimizers once; the trainer saves and restores their state by name."""
+        raise NotImplementedError
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One optimisation step on ``(images in [-1, 1] (B, C, H, W), labels (B,))``.
+
+        Returns detached scalar tensors to log (the trainer syncs them only when it logs).
+        """
+        raise NotImplementedError
+
+    def ema_target(self) -> nn.Module:
+        """The sub-network whose weights are averaged and used for sampling."""
+        return self.model
+
+    @torch.no_grad()
+    def sample_grid(self, network: nn.Module, n: int, seed: int) -> torch.Tensor | None:
+        """Images in [-1, 1] (n, C, H, W) for the periodic sample grid; None if not applicable.
+
+        ``network`` is the EMA copy of :meth:`ema_target` when EMA is on.
+        """
+        return None
+
+    def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return {}
+
+
+ObjectiveFactory = Callable[[nn.Module, object, DataInfo], Objective]
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
