@@ -1,0 +1,181 @@
+"""The ``genvision`` command line: parses, calls tasks/ or training/, prints. No model logic.
+
+Every expected failure (bad arguments, missing files, wrong model kind) is one line on
+stderr and a non-zero exit; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import GenvisionError
+
+EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
+
+
+def _debug_requested() -> bool:
+    return "--debug" in sys.argv or os.environ.get("GENVISION_DEBUG") == "1"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="genvision")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """Train and use image generation, editing and recognition models."""
+
+
+def _data_overrides(data: str | None, data_root: str | None, device: str | None) -> list[str]:
+    overrides = []
+    if data is not None:
+        overrides.append(f"data.name={data}")
+    if data_root is not None:
+        overrides.append(f"data.root={data_root}")
+    if device is not None:
+        overrides.append(f"train.device={device}")
+    return overrides
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.argument("family")
+@click.option("--data", help="Dataset: mnist, fashion-mnist, cifar10, mnist-mini or folder:PATH.")
+@click.option("--data-root", type=click.Path(), help="Where dataset files live (default $GENVISION_DATA).")
+@click.option("--config", "config_file", type=click.Path(), help="YAML recipe; key=value arguments override it.")
+@click.option("--resume", type=click.Path(), help="Continue the run in this directory from its latest checkpoint.")
+@click.option("--device", help="auto (default), cpu, cuda, cuda:N or mps.")
+@click.argument("overrides", nargs=-1)
+def train(family, data, data_root, config_file, resume, device, overrides):
+    """Train a model FAMILY (gan, ...) with key=value recipe overrides, e.g. steps=2000."""
+    from .training.run import train as run_training
+    from .training.trainer import describe
+
+    result = run_training(family, config_file=config_file, resume=resume,
+                          overrides=_data_overrides(data, data_root, device) + list(overrides))
+    click.echo(describe(result))
+
+
+def _load_generator(model_dir: str, use_ema: bool):
+    from .checkpoints import load_pretrained
+    from .tasks.generate import GENERATOR_KINDS
+
+    return load_pretrained(model_dir, kind=GENERATOR_KINDS, use_ema=use_ema)
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, help="Model or run directory.")
+@click.option("-n", "num", default=64, show_default=True, type=int, help="Number of images.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--class", "class_label", type=int, help="Class to generate (conditional models).")
+@click.option("-o", "--output", default="samples.png", show_default=True, type=click.Path(),
+              help="Grid PNG; a directory name (ending in /) writes one PNG per image.")
+@click.option("--nrow", type=int, help="Images per grid row.")
+@click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
+def generate(model_dir, num, seed, class_label, output, nrow, no_ema):
+    """Sample images from a trained generator."""
+    from . import io as gio
+    from .tasks.generate import generate as run_generate
+
+    model = _load_generator(model_dir, use_ema=not no_ema)
+    images = run_generate(model, num, seed=seed, class_label=class_label)
+    meta = {"model": str(model_dir), "seed": seed, "n": num, "class": class_label}
+    if output.endswith(os.sep) or output.endswith("/"):
+        for i, image in enumerate(images):
+            gio.save_image(image, Path(output) / f"{seed}_{i:05d}.png", metadata={**meta, "index": i})
+        click.echo(f"wrote {num} images to {output}")
+    else:
+        path = gio.save_grid(images, output, nrow=nrow, metadata=meta)
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, help="Model or run directory.")
+@click.option("--seeds", nargs=2, type=int, default=(1, 2), show_default=True, help="Start and end seeds.")
+@click.option("--frames", default=8, show_default=True, type=int)
+@click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
+@click.option("--class", "class_label", type=int, help="Class for conditional models.")
+@click.option("-o", "--output", default="interpolation.png", show_default=True, type=click.Path(),
+              help="PNG strip, or a .gif animation.")
+def interpolate(model_dir, seeds, frames, method, class_label, output):
+    """Walk the latent space between two seeds (PNG strip or GIF)."""
+    from . import io as gio
+    from .tasks.generate import interpolate as run_interpolate
+
+    model = _load_generator(model_dir, use_ema=True)
+    images = run_interpolate(model, tuple(seeds), frames, method=method, class_label=class_label)
+    meta = {"model": str(model_dir), "seeds": list(seeds), "frames": frames, "method": method}
+    if output.lower().endswith(".gif"):
+        path = gio.save_gif(images, output, metadata=meta)
+    else:
+        path = gio.save_grid(images, output, nrow=frames, metadata=meta)
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+def models():
+    """List the registered model architectures."""
+    from .registry import list_models
+
+    for entry in list_models():
+        click.echo(f"{entry.name:<16} {entry.kind:<12} {entry.description}")
+
+
+@cli.command()
+def datasets():
+    """List the named datasets."""
+    from .data import list_datasets
+
+    for info in list_datasets():
+        click.echo(f"{info.name:<16} {info.channels}x{info.image_size}px  {info.num_classes or '-':>3} classes  "
+                   f"{info.description}")
+
+
+@cli.command()
+@click.option("--out", default="out/demo", show_default=True, type=click.Path(), help="Report directory.")
+@click.option("--minutes", default=1.0, show_default=True, type=float, help="Training time budget.")
+@click.option("--device", default="auto", show_default=True)
+def demo(out, minutes, device):
+    """Train a small DCGAN on the embedded mnist-mini and write an HTML report."""
+    from .demo import run_demo
+
+    report = run_demo(Path(out), minutes=minutes, device=device)
+    click.echo(f"report: {report}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = _debug_requested()
+    try:
+        cli.main(args=argv, prog_name="genvision", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        if debug:
+            raise
+        command = f" {exc.ctx.command_path.split(' ', 1)[-1]}" if getattr(exc, "ctx", None) else ""
+        click.echo(f"error: {exc.format_message()} (see genvision{command} --help)", err=True)
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return EXIT_INTERRUPTED
+    except GenvisionError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                   f"(run with --debug for the traceback)", err=True)
+        return EXIT_ERROR
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Named datasets: what exists (``list_datasets``) and how to build one (``load_dataset``)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from . import cifar, mnist
+from . import download as dl  # not `download`: that name is load_dataset's flag
+from .base import DatasetInfo, ImageDataset, TensorImageDataset
+
+_INFOS = [
+    DatasetInfo("mnist", "handwritten digits 0-9, 60000 train / 10000 test, 28x28 grey",
+                1, 28, 10, ("train", "test"), dl.SOURCES["mnist"].base_url),
+    DatasetInfo("fashion-mnist", "Zalando clothing, 10 classes, 60000 train / 10000 test, 28x28 grey",
+                1, 28, 10, ("train", "test"), dl.SOURCES["fashion-mnist"].base_url),
+    DatasetInfo("cifar10", "small photos, 10 classes, 50000 train / 10000 test, 32x32 RGB",
+                3, 32, 10, ("train", "test"), dl.SOURCES["cifar10"].base_url + cifar.ARCHIVE),
+    DatasetInfo("mnist-mini", "5000 train / 1000 test real MNIST digits shipped with genvision (no download)",
+                1, 28, 10, ("train", "test"), "embedded"),
+    DatasetInfo("folder:PATH", "your own images under PATH, resized to 64 (image_size); classes from "
+                "sub-folder names, else unlabelled; a test split if PATH has train/ and test/",
+                3, 64, 0, ("train",), "local"),
+]
+_ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
+            "cifar_10": "cifar10", "mnist_mini": "mnist-mini"}
+
+
+def list_datasets() -> list[DatasetInfo]:
+    return list(_INFOS)
+
+
+def default_data_root(root: str | os.PathLike | None = None) -> Path:
+    """Where dataset files live: explicit ``root`` > $GENVISION_DATA > ~/.cache/genvision/data."""
+    chosen = root or os.environ.get("GENVISION_DATA") or "~/.cache/genvision/data"
+    return Path(chosen).expanduser()
+
+
+def load_dataset(name: str, *, split: str = "train", root: str | None = None, download: bool = True,
+                 image_size: int | None = None, channels: int | None = None, train_augment: bool = False,
+                 random_crop: bool = False, hflip: bool = False, limit: int | None = None) -> ImageDataset:
+    """Build a dataset by name (see :func:`list_datasets`); ``folder:PATH`` for your own images.
+
+    ``image_size``/``channels`` None keep the dataset's own (folder data: 64 and 3).
+    Augmentation (``random_crop``, ``hflip``) happens only when ``train_augment`` is true.
+    """
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise DataError(f"limit must be a positive integer, got {limit!r}")
+    if name.startswith("folder:"):
+        from .folder import FolderImageDataset  # lazy: pulls in torchvision and genvision.io
+
+        path = name[len("folder:"):]
+        if not path:
+            raise DataError("folder: needs a path, e.g. folder:./my_images")
+        return FolderImageDataset(path, split=split, image_size=image_size, channels=channels,
+                                  train_augment=train_augment, random_crop=random_crop, hflip=hflip, limit=limit)
+    key = _ALIASES.get(name.lower(), name.lower())
+    info = next((i for i in _INFOS if i.name == key and not i.name.startswith("folder:")), None)
+    if info is None:
+        names = [i.name for i in _INFOS]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise DataError(f"unknown dataset {name!r} ({hint}choose from {', '.join(names)})")
+    if split not in info.splits:
+        raise DataError(f"{key}: unknown split {split!r} (choose {' or '.join(info.splits)})")
+
+    data_root = default_data_root(root)
+    if key == "cifar10":
+        images, labels = _cifar_arrays(data_root, split, download=download)
+        class_names = cifar.CLASS_NAMES
+    else:
+        images, labels = mnist.load_arrays(key, data_root, split, download=download)
+        class_names = mnist.FASHION_CLASSES if key == "fashion-mnist" else mnist.MNIST_CLASSES
+    return TensorImageDataset(torch.from_numpy(images), torch.from_numpy(labels), name=key, split=split,
+                              class_names=class_names, image_size=image_size, channels=channels,
+                              train_augment=train_augment, random_crop=random_crop, hflip=hflip, limit=limit)
+
+
+def _cifar_arrays(root: Path, split: str, *, download: bool):
+    """Batches folder in ROOT or ROOT/cifar10; else the archive there (extracted next to it);
+    else download the archive to ROOT/cifar10."""
+    needed = cifar.SPLIT_FILES[split]
+    for d in (root, root / "cifar10"):
+        batches = d / cifar.BATCHES_DIR
+        if all((batches / n).is_file() for n in needed):
+            return cifar.load_split(batches, split)
+    archive = next((d / cifar.ARCHIVE for d in (root, root / "cifar10") if (d / cifar.ARCHIVE).is_file()), None)
+    if archive is None:
+        archive = root / "cifar10" / cifar.ARCHIVE
+        dl.fetch("cifar10", [cifar.ARCHIVE], archive.parent, download=download)  # md5-checked
+    else:
+        dl.verify_canonical("cifar10", archive)
+    return cifar.load_split(cifar.extract_archive(archive, archive.parent), split)
+
+
+def dataset_from_config(cfg, split: str = "train") -> ImageDataset:
+    """Build the dataset a :class:`~genvision.config.DataConfig` describes; augmentation
+    (cfg.random_crop / cfg.hflip) only for the train split."""
+    return load_dataset(cfg.name, split=split, root=cfg.root, download=cfg.download,
+                        image_size=cfg.image_size, channels=cfg.channels, train_augment=split == "train",
+                        random_crop=cfg.random_crop, hflip=cfg.hflip, limit=cfg.limit)

@@ -1,0 +1,367 @@
+"""The one image loader/saver: every genvision path that reads or writes an image goes through here.
+
+Images come from users, scraped folders and the web UI, so loading is defensive: a byte cap
+before decoding, a pixel cap before allocating, a format allowlist (Pillow would otherwise try
+~40 decoders on hostile bytes), eager decoding so a truncated file fails here and not in a
+DataLoader worker an hour later, and one error type whose one-line message names the file.
+
+Pixel conventions (the explicit tables are ``_TO_WORKING`` and ``_DROP_ALPHA`` below):
+
+* 16/32-bit integer and float greyscale become [0, 1] by ``_grey_unit`` (I;16: /65535,
+  I: clip 0..65535 then /65535, F: as-is if max <= 1 else clip 0..255 then /255) and 8 bit by
+  ``round(x * 255)``, which for 16-bit input is exactly ``round(v / 257)``.
+* Alpha is removed by compositing on **white**: transparent areas of logos, icons, sketches and
+  line art are drawn to be seen on paper; plain ``convert("RGB")`` exposes whatever colour hides
+  under alpha=0 (often black), which turns a black logo on transparency into a black square.
+* CMYK uses Pillow's formula without ICC profiles; embedded colour profiles are not applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import shlex
+import stat
+import sys
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from . import __version__
+from .errors import ConfigError, GenvisionError, ImageLoadError
+
+ALLOWED_FORMATS: frozenset[str] = frozenset({"PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM"})
+MAX_FILE_BYTES: int = 200 * 2**20
+MAX_PIXELS: int = 89_478_485  # Pillow's default Image.MAX_IMAGE_PIXELS
+IMAGE_SUFFIXES: frozenset[str] = frozenset({
+    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm",
+})
+
+_OPEN_FORMATS = sorted(ALLOWED_FORMATS)  # Image.open wants a list or tuple
+_LOAD_MODES = ("RGB", "L", "RGBA", "LA", "keep")
+_CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+_WIDE16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_WIDE_GREY = _WIDE16 | {"I", "F"}
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+_SAVE_OPTIONS = {"PNG": {}, "JPEG": {"quality": 95}, "WEBP": {"quality": 95}}  # PNG is the lossless choice
+
+
+# ----------------------------------------------------------------------------- mode conversion
+
+def _grey_unit(img: Image.Image) -> np.ndarray:
+    """(H, W) float64 in [0, 1] from a wide greyscale image, without a detour through 8 bits."""
+    a = np.asarray(img).astype(np.float64)
+    if img.mode == "F":
+        a = np.nan_to_num(a, nan=0.0, neginf=0.0)
+        return np.clip(a, 0.0, 1.0) if a.max(initial=0.0) <= 1.0 else np.clip(a, 0.0, 255.0) / 255.0
+    return np.clip(a, 0.0, 65535.0) / 65535.0  # I;16 is already in range; 32-bit I is clipped
+
+
+def _from_palette(img: Image.Image) -> Image.Image:
+    # tRNS (info["transparency"]) or an RGBA palette means some entries are see-through
+    has_alpha = "transparency" in img.info or (img.palette is not None and img.palette.mode == "RGBA")
+    return img.convert("RGBA" if has_alpha else "RGB")
+
+
+# source mode -> one of the 8-bit working modes L, LA, RGB, RGBA; anything else is refused
+_TO_WORKING: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "L": lambda im: im, "LA": lambda im: im, "RGB": lambda im: im, "RGBA": lambda im: im,
+    "1": lambda im: im.convert("L"),          # 0/1 -> 0/255
+    "La": lambda im: im.convert("LA"),        # un-premultiply
+    "RGBa": lambda im: im.convert("RGBA"),
+    "RGBX": lambda im: im.convert("RGB"),     # X is padding
+    "P": _from_palette,                       # RGBA when it has transparency, else RGB
+    "PA": lambda im: im.convert("RGBA"),
+    "CMYK": lambda im: im.convert("RGB"),
+    "YCbCr": lambda im: im.convert("RGB"),
+    "HSV": lambda im: im.convert("RGB"),
+    **{m: lambda im: Image.fromarray(np.rint(_grey_unit(im) * 255.0).astype(np.uint8))
+       for m in _WIDE_GREY},                  # scaled, not truncated: see _grey_unit
+}
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    """LA -> L, RGBA -> RGB, composited on white (see the module docstring for why white)."""
+    base = "L" if img.mode == "LA" else "RGB"
+    out = Image.new(base, img.size, "white")
+    out.paste(img.convert(base), mask=img.getchannel("A"))
+    return out
+
+
+# (working, target) pairs that lose alpha; every other pair is a plain Image.convert, which
+# adds an opaque alpha or maps grey <-> colour (ITU-R 601 luma for RGB -> L)
+_DROP_ALPHA: dict[tuple[str, str], Callable[[Image.Image], Image.Image]] = {
+    ("LA", "L"): _flatten,
+    ("LA", "RGB"): lambda im: _flatten(im).convert("RGB"),
+    ("RGBA", "RGB"): _flatten,
+    ("RGBA", "L"): lambda im: _flatten(im).convert("L"),
+}
+
+
+def _convert(img: Image.Image, mode: str, name: str) -> Image.Image:
+    to_working = _TO_WORKING.get(img.mode)
+    if to_working is None:
+        raise ImageLoadError(f"{name}: unsupported pixel mode {img.mode!r}")
+    try:
+        work = to_working(img)
+        if work.mode == mode:
+            return work
+        return _DROP_ALPHA.get((work.mode, mode), lambda im: im.convert(mode))(work)
+    except Exception as exc:  # Pillow raises assorted types; the caller only needs one
+        raise ImageLoadError(f"{name}: cannot convert {img.mode} to {mode} ({_reason(exc)})") from exc
+
+
+# ----------------------------------------------------------------------------- loading
+
+def _display(path: str | os.PathLike) -> str:
+    """The path as text on one line: file names may legally contain newlines."""
+    text = os.fsdecode(os.fspath(path))
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _decode(path: str | os.PathLike, max_bytes: int | None, max_pixels: int | None) -> Image.Image:
+    """Open, check, fully decode and EXIF-orient ``path``; raise ImageLoadError on any failure."""
+    name = _display(path)
+    max_bytes = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # before open(): opening a FIFO would block
+            raise ImageLoadError(f"{name}: not a regular file")
+        fh = open(path, "rb")
+    except FileNotFoundError as exc:
+        raise ImageLoadError(f"{name}: no such file") from exc
+    except OSError as exc:
+        raise ImageLoadError(f"{name}: cannot read ({_reason(exc)})") from exc
+    step = "not a supported image"
+    try:
+        # Pillow's bomb check is only a warning below 2x its limit, so make it an error; the
+        # explicit size check below also covers threads whose filters another thread reset
+        with fh, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            size = os.fstat(fh.fileno()).st_size  # of what we actually opened
+            if size == 0:
+                raise ImageLoadError(f"{name}: empty file")
+            if size > max_bytes:
+                raise ImageLoadError(f"{name}: file is {size} bytes, over the limit of {max_bytes} bytes")
+            img = Image.open(fh, formats=_OPEN_FORMATS)  # reads the header only
+            w, h = img.size
+            if w * h > max_pixels:  # refuse before anything the size of the image is allocated
+                raise ImageLoadError(f"{name}: image is {w}x{h} = {w * h} pixels, over the limit of "
+                                     f"{max_pixels} pixels (possible decompression bomb)")
+            if w * h == 0:
+                raise ImageLoadError(f"{name}: image has no pixels ({w}x{h})")
+            step = "corrupt or truncated image data"
+            img.load()  # eagerly: LOAD_TRUNCATED_IMAGES stays off, so truncation raises here
+            if img.mode in _WIDE16 and img.mode != "I;16":  # one 16-bit layout for callers
+                img = Image.fromarray(np.asarray(img).astype(np.uint16))
+            step = "bad EXIF orientation data"
+            ImageOps.exif_transpose(img, in_place=True)
+            return img
+    except ImageLoadError:
+        raise
+    except Image.UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{name}: not a supported image (not {', '.join(_OPEN_FORMATS)}, "
+                             f"or not an image at all)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"{name}: refused as a possible decompression bomb ({_reason(exc)})") from exc
+    except MemoryError as exc:
+        raise ImageLoadError(f"{name}: out of memory while decoding") from exc
+    except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, zlib.error, ...
+        raise ImageLoadError(f"{name}: {step} ({_reason(exc)})") from exc
+
+
+def load_image(path: str | os.PathLike, mode: str = "RGB", *, max_bytes: int | None = None,
+               max_pixels: int | None = None) -> Image.Image:
+    """Load one image safely as ``mode`` (RGB, L, RGBA, LA, or "keep" for the decoded mode).
+
+    "keep" returns the EXIF-oriented image in its own mode, except that every 16-bit layout is
+    returned as "I;16". Only the first frame of animated/multi-page files is read.
+    Raises ImageLoadError (one line, naming the file) for every problem with the file.
+    """
+    if mode not in _LOAD_MODES:
+        raise ValueError(f"mode must be one of {', '.join(_LOAD_MODES)}; got {mode!r}")
+    img = _decode(path, max_bytes, max_pixels)
+    return img if mode == "keep" else _convert(img, mode, _display(path))
+
+
+def load_image_tensor(path: str | os.PathLike, channels: int = 3, *, max_bytes: int | None = None,
+                      max_pixels: int | None = None) -> torch.Tensor:
+    """Load one image as float32 (C, H, W) in [0, 1]; C is 1, 3 or 4.
+
+    16/32-bit and float greyscale keep their precision (I;16 is divided by 65535).
+    """
+    if channels not in _CHANNEL_MODES:
+        raise ValueError(f"channels must be 1, 3 or 4; got {channels!r}")
+    img = _decode(path, max_bytes, max_pixels)
+    if img.mode in _WIDE_GREY:
+        grey = torch.from_numpy(_grey_unit(img).astype(np.float32))[None]  # (1, H, W)
+        if channels == 1:
+            return grey
+        planes = [grey] * 3 + ([torch.ones_like(grey)] if channels == 4 else [])
+        return torch.cat(planes)  # (C, H, W)
+    arr = np.array(_convert(img, _CHANNEL_MODES[channels], _display(path)))  # (H, W) or (H, W, C)
+    t = torch.from_numpy(arr)
+    t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)  # (C, H, W)
+    return t.contiguous().float().div_(255.0)
+
+
+def to_uint8_array(path: str | os.PathLike, mode: str = "RGB", *, max_bytes: int | None = None,
+                   max_pixels: int | None = None) -> np.ndarray:
+    """Load one image as a uint8 (H, W, C) array; ``mode`` is RGB, L, RGBA or LA."""
+    if mode == "keep":
+        raise ValueError("to_uint8_array needs an 8-bit mode: RGB, L, RGBA or LA")
+    arr = np.array(load_image(path, mode, max_bytes=max_bytes, max_pixels=max_pixels))
+    return arr[..., None] if arr.ndim == 2 else arr  # (H, W, C)
+
+
+# ----------------------------------------------------------------------------- saving
+
+def _unit(t: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    """Float tensor mapped from ``value_range`` to [0, 1] and clamped."""
+    lo, hi = value_range
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with low < high; got {value_range!r}")
+    t = t.detach().cpu().float()
+    if not torch.isfinite(t).all():  # a NaN image means a diverged model: say so, don't save noise
+        raise ValueError("image tensor contains NaN or infinite values")
+    return ((t - lo) / (hi - lo)).clamp_(0.0, 1.0)
+
+
+def tensor_to_pil(image: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> Image.Image:
+    """(C, H, W) or (H, W) tensor -> L / RGB / RGBA image. Float values are read in
+    ``value_range`` (clamped, rounded); uint8 and bool tensors are taken as they are."""
+    t = image.detach().cpu()
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim != 3 or t.shape[0] not in _CHANNEL_MODES:
+        raise ValueError(f"expected an image tensor (C, H, W) with C in 1, 3, 4, or (H, W); "
+                         f"got shape {tuple(image.shape)}")
+    if t.dtype == torch.uint8:
+        u8 = t
+    elif t.dtype == torch.bool:
+        u8 = t.to(torch.uint8) * 255
+    elif t.is_floating_point():
+        u8 = _unit(t, value_range).mul_(255.0).round_().to(torch.uint8)
+    else:
+        raise ValueError(f"image tensor must be floating point, uint8 or bool; got {t.dtype}")
+    arr = np.ascontiguousarray(u8.permute(1, 2, 0).numpy())  # (H, W, C)
+    return Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # os.open with 0o666 lets the umask decide permissions (mkstemp would force 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())  # else a crash after the rename can leave an empty file
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise GenvisionError(f"{_display(path)}: cannot write ({_reason(exc)})") from exc
+        raise
+
+
+def _save_format(path: Path, allowed: dict[str, str]) -> str:
+    fmt = allowed.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"{_display(path)}: cannot save as {path.suffix or 'a file without a suffix'!r}; "
+                          f"use {', '.join(allowed)}")
+    return fmt
+
+
+def _savable(img: Image.Image, fmt: str) -> Image.Image:
+    """Convert to a mode ``fmt`` can store, keeping grey as grey and alpha where the format can."""
+    native = {"PNG": {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}, "JPEG": {"L", "RGB"},
+              "WEBP": {"RGB", "RGBA"}}[fmt]
+    if img.mode in native:
+        return img
+    grey = fmt != "WEBP" and (img.mode in _WIDE_GREY or img.mode in ("1", "L", "LA", "La"))
+    alpha = fmt != "JPEG" and (img.mode in ("LA", "La", "RGBA", "RGBa", "PA") or "transparency" in img.info)
+    return _convert(img, ("L" if grey else "RGB") + ("A" if alpha else ""), "image to save")
+
+
+def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike, *, metadata: dict | None = None,
+               value_range: tuple[float, float] = (-1.0, 1.0)) -> Path:
+    """Save a PIL image or an image tensor (see ``tensor_to_pil``) as .png, .jpg/.jpeg or .webp,
+    atomically, creating parent directories; with ``metadata`` also write a JSON sidecar."""
+    path = Path(path)
+    fmt = _save_format(path, _SAVE_FORMATS)
+    pil = tensor_to_pil(image, value_range) if isinstance(image, torch.Tensor) else image
+    pil = _savable(pil, fmt)
+    _atomic_write(path, lambda fh: pil.save(fh, format=fmt, **_SAVE_OPTIONS[fmt]))
+    if metadata is not None:
+        write_sidecar(path, metadata)
+    return path
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, *, nrow: int | None = None, padding: int = 2,
+              value_range: tuple[float, float] = (-1.0, 1.0), metadata: dict | None = None) -> Path:
+    """Save a (B, C, H, W) batch as one grid image, ``nrow`` images per row (default ceil(sqrt(B))),
+    with black padding; 1-channel batches give a greyscale image, uint8 batches are read as 0..255."""
+    from torchvision.utils import make_grid  # torchvision is slow to import; only grids need it
+
+    if images.ndim != 4 or images.shape[0] == 0 or images.shape[1] not in _CHANNEL_MODES:
+        raise ValueError(f"expected a non-empty batch (B, C, H, W) with C in 1, 3, 4; got {tuple(images.shape)}")
+    unit = images.detach().cpu().float() / 255.0 if images.dtype == torch.uint8 else _unit(images, value_range)
+    grid = make_grid(unit, nrow=nrow or math.ceil(math.sqrt(images.shape[0])), padding=padding, pad_value=0.0)
+    if images.shape[1] == 1:
+        grid = grid[:1]  # make_grid repeats one channel to three
+    return save_image(grid, path, metadata=metadata, value_range=(0.0, 1.0))
+
+
+def save_gif(frames: list[Image.Image] | torch.Tensor, path: str | os.PathLike, *, duration_ms: int = 120,
+             loop: int = 0, value_range: tuple[float, float] = (-1.0, 1.0), metadata: dict | None = None) -> Path:
+    """Save frames (PIL images, or a (T, C, H, W) / (T, H, W) tensor) as an animated GIF that
+    loops ``loop`` times (0 = forever). Alpha is flattened on white: GIF has 1-bit transparency."""
+    path = Path(path)
+    _save_format(path, {".gif": "GIF"})
+    pils = [tensor_to_pil(f, value_range) for f in frames] if isinstance(frames, torch.Tensor) else list(frames)
+    if len({p.size for p in pils}) != 1:
+        raise ValueError(f"save_gif needs one or more frames of one size; got {sorted({p.size for p in pils})}")
+    pils = [_convert(p, "RGB", f"frame {i}") for i, p in enumerate(pils)]
+    _atomic_write(path, lambda fh: pils[0].save(fh, format="GIF", save_all=True, append_images=pils[1:],
+                                                duration=duration_ms, loop=loop))
+    if metadata is not None:
+        write_sidecar(path, metadata)
+    return path
+
+
+def _json_default(obj: object) -> object:
+    # numpy/torch scalars and arrays, then paths; anything else raises TypeError as json expects
+    return obj.tolist() if hasattr(obj, "tolist") else os.fspath(obj)
+
+
+def write_sidecar(image_path: str | os.PathLike, metadata: dict) -> Path:
+    """Write ``<image>.json`` next to an image: ``metadata`` plus genvision_version, the command
+    line and the UTC creation time (keys in ``metadata`` win)."""
+    path = Path(image_path).with_suffix(".json")
+    record = {
+        "genvision_version": __version__,
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **metadata,
+    }
+    text = json.dumps(record, indent=2, default=_json_default) + "\n"  # fails before any file exists
+    _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    return path

@@ -1,0 +1,308 @@
+"""The GAN game: losses, optimizers and the alternating D/G updates.
+
+Goodfellow et al. (2014) train a generator G against a discriminator D on
+
+    min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]
+
+with ``D(x) = sigmoid(logit)``. Every loss below is written on logits with
+``softplus(t) = log(1 + e^t)``, the numerically stable form of the logs:
+
+    -log D(x)       = -log sigmoid(l)     = softplus(-l)
+    -log(1 - D(x))  = -log sigmoid(-l)    = softplus(l)
+
+The recipe (:class:`GANRecipe`) is the dataclass that ``genvision train gan`` resolves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...augment import diff_augment, parse_policy
+from ...config import DataConfig, TrainConfig
+from ...errors import ConfigError
+from ...models.gan import DCGANConfig
+from ..objective import DataInfo, Objective, StepContext, eval_mode
+
+LOSSES = ("minimax", "nonsaturating", "hinge", "wgan-gp")
+
+
+@dataclass
+class GANObjectiveConfig:
+    loss: str = "nonsaturating"  # minimax (saturating G loss, as in the game) | nonsaturating | hinge | wgan-gp
+    lr_g: float = 2e-4  # Adam learning rate of G (DCGAN paper)
+    lr_d: float = 2e-4  # Adam learning rate of D
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas; beta1 = 0.5 as in DCGAN (WGAN-GP uses (0.0, 0.9))
+    gp_weight: float = 10.0  # gradient penalty weight lambda (wgan-gp only)
+    d_steps: int = 1  # D updates per G update (on the same real batch); 5 is usual for wgan-gp
+    diffaugment: str = ""  # "" = off, else a DiffAugment policy such as "color,translation,cutout"
+    label_smoothing: float = 0.0  # one-sided: real target 1 - s (minimax / nonsaturating only)
+
+    def validate(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"gan loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise ConfigError(f"learning rates must be > 0, got lr_g={self.lr_g}, lr_d={self.lr_d}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.gp_weight < 0:
+            raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight}")
+        if self.d_steps < 1:
+            raise ConfigError(f"d_steps must be >= 1, got {self.d_steps}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and self.loss not in ("minimax", "nonsaturating"):
+            raise ConfigError(f"label_smoothing applies to the minimax / nonsaturating losses, not {self.loss}")
+        parse_policy(self.diffaugment)
+
+
+# --------------------------------------------------------------------------------------
+# Losses (pure functions of logits / critic scores; each returns a scalar)
+
+
+def d_loss_minimax(real_logits: torch.Tensor, fake_logits: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """D's side of the game, also used with the non-saturating G loss:
+
+        L_D = E[-log D(x)] + E[-log(1 - D(G(z)))] = mean softplus(-real) + mean softplus(fake)
+
+    With one-sided label smoothing s the real target is 1 - s:
+    E[(1 - s) softplus(-real) + s softplus(real)].
+    """
+    real_term = F.softplus(-real_logits)
+    if label_smoothing:
+        real_term = (1.0 - label_smoothing) * real_term + label_smoothing * F.softplus(real_logits)
+    return real_term.mean() + F.softplus(fake_logits).mean()
+
+
+def g_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The saturating G loss of the game, minimised by G:
+
+        L_G = E[log(1 - D(G(z)))] = -mean softplus(fake)
+
+    Its gradient vanishes when D confidently rejects fakes (D(G(z)) -> 0), which is why
+    the non-saturating loss is the practical default.
+    """
+    return -F.softplus(fake_logits).mean()
+
+
+def g_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_G = E[-log D(G(z))] = mean softplus(-fake) (Goodfellow et al. 2014, section 3)."""
+    return F.softplus(-fake_logits).mean()
+
+
+def d_loss_hinge(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_D = E[relu(1 - D(x))] + E[relu(1 + D(G(z)))] (Lim & Ye 2017; Miyato et al. 2018)."""
+    return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
+
+
+def g_loss_hinge(fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_G = -E[D(G(z))]."""
+    return -fake_scores.mean()
+
+
+def d_loss_wgan(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Critic loss L_D = E[D(G(z))] - E[D(x)] (Arjovsky et al. 2017); add the gradient penalty."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def g_loss_wgan(fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_G = -E[D(G(z))]."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     labels: torch.Tensor | None = None) -> torch.Tensor:
+    """WGAN-GP penalty (Gulrajani et al. 2017): E[(||grad_x D(x_hat)||_2 - 1)^2] at random
+    interpolates x_hat = a x + (1 - a) G(z), a ~ U(0, 1) per sample.
+
+    Computed in fp32 outside any autocast; ``create_graph=True`` so it trains D.
+    """
+    real, fake = real.detach().float(), fake.detach().float()
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)  # (B, 1, 1, 1)
+    x_hat = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        scores = discriminator(x_hat, labels)
+        (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    # sqrt(sum g^2 + eps): finite gradient even where the input gradient is exactly zero
+    norm = torch.sqrt(grad.flatten(1).pow(2).sum(dim=1) + 1e-12)  # (B,)
+    return (norm - 1.0).pow(2).mean()
+
+
+D_LOSSES = {"minimax": d_loss_minimax, "nonsaturating": d_loss_minimax, "hinge": d_loss_hinge,
+            "wgan-gp": d_loss_wgan}
+G_LOSSES = {"minimax": g_loss_minimax, "nonsaturating": g_loss_nonsaturating, "hinge": g_loss_hinge,
+            "wgan-gp": g_loss_wgan}
+
+
+# --------------------------------------------------------------------------------------
+# Fitting the model to the data, and the recipe
+
+
+def fit_model_config_to_data(cfg: DCGANConfig, data: DataInfo, conditional: bool) -> DCGANConfig:
+    """Copy of ``cfg`` with channels, image_size and num_classes taken from the dataset."""
+    if conditional and data.num_classes <= 0:
+        raise ConfigError("conditional=true needs a labelled dataset, but this one has no classes")
+    fitted = dataclasses.replace(cfg, channels=data.channels, image_size=data.image_size,
+                                 num_classes=data.num_classes if conditional else 0)
+    fitted.validate()
+    return fitted
+
+
+@dataclass
+class GANRecipe:
+    model: DCGANConfig = field(default_factory=DCGANConfig)  # channels/image_size/num_classes come from the data
+    objective: GANObjectiveConfig = field(default_factory=GANObjectiveConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, batch_size=64))  # ~3 MNIST epochs
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="mnist"))  # 28 px; DCGAN takes 28 or 32
+    conditional: bool = False  # class-conditional G and projection D (needs a labelled dataset)
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.objective.validate()
+        if self.objective.loss == "wgan-gp" and self.model.discriminator_norm == "batch":
+            raise ConfigError("loss=wgan-gp needs a D without BatchNorm (its penalty is per sample): "
+                              "set model.d_norm=layer (or none, or model.spectral_norm=true)")
+
+
+# --------------------------------------------------------------------------------------
+# The objective
+
+
+def _adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # device/dtype without a fused kernel
+        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+
+
+class GANObjective(Objective):
+    """Alternating updates: ``d_steps`` D updates on (real, G(z).detach()), then one G update."""
+
+    name = "gan"
+
+    def __init__(self, model: nn.Module, config: GANObjectiveConfig, data: DataInfo):
+        super().__init__(model, config, data)
+        config.validate()
+        self.conditional = model.config.num_classes > 0
+        if self.conditional and data.num_classes == 0:
+            raise ConfigError("the model is class-conditional but the dataset is unlabelled")
+        if self.conditional and model.config.num_classes != data.num_classes:
+            raise ConfigError(f"the model has {model.config.num_classes} classes but the dataset has "
+                              f"{data.num_classes}")
+        if config.loss == "wgan-gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                            for m in model.discriminator.modules()):
+            raise ConfigError("loss=wgan-gp needs a D without BatchNorm: set model.d_norm=layer (or none)")
+        self.d_loss_fn = D_LOSSES[config.loss]
+        self.g_loss_fn = G_LOSSES[config.loss]
+        self.use_gp = config.loss == "wgan-gp" and config.gp_weight > 0
+        self.probabilities = config.loss in ("minimax", "nonsaturating")  # report sigmoid(logit), else raw scores
+        self._labels_checked = False
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.config
+        return {"d": _adam(self.model.discriminator.parameters(), cfg.lr_d, cfg.betas),
+                "g": _adam(self.model.generator.parameters(), cfg.lr_g, cfg.betas)}
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.config.diffaugment) if self.config.diffaugment else x
+
+    def _fake_labels(self, n: int, device: torch.device) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        return torch.randint(0, self.model.config.num_classes, (n,), device=device)  # uniform over classes
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        # Once per run (one host sync): unlabelled data arrives with label -1.
+        if self.conditional and not self._labels_checked:
+            if labels.numel() and int(labels.min()) < 0:
+                raise ConfigError("the model is class-conditional but the batch has no labels (label -1)")
+            self._labels_checked = True
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        self._check_labels(labels)
+        G, D, cfg = self.model.generator, self.model.discriminator, self.config
+        B, device = images.shape[0], images.device
+        real_labels = labels if self.conditional else None
+        out: dict[str, torch.Tensor] = {}
+
+        # --- D: maximise the game's value (minimise d_loss) with G fixed ----------------
+        for _ in range(cfg.d_steps):
+            z = torch.randn(B, self.model.config.latent_dim, device=device)
+            fake_labels = self._fake_labels(B, device)
+            with ctx.autocast():
+                with torch.no_grad():
+                    fake = G(z, fake_labels)  # (B, C, H, W), no graph into G
+                real_in, fake_in = self._augment(images), self._augment(fake)
+                real_logits = D(real_in, real_labels).float()  # (B,)
+                fake_logits = D(fake_in, fake_labels).float()  # (B,)
+            if self.probabilities:
+                d_loss = self.d_loss_fn(real_logits, fake_logits, cfg.label_smoothing)
+            else:
+                d_loss = self.d_loss_fn(real_logits, fake_logits)
+            if self.use_gp:
+                gp = gradient_penalty(D, real_in, fake_in, real_labels)
+                d_loss = d_loss + cfg.gp_weight * gp
+                out["gp"] = gp.detach()
+            ctx.update(d_loss, "d")
+
+        # --- G: fool D (D's weights get no gradient, which saves its weight-grad work) ---
+        D.requires_grad_(False)
+        try:
+            z = torch.randn(B, self.model.config.latent_dim, device=device)
+            fake_labels = self._fake_labels(B, device)
+            with ctx.autocast():
+                g_logits = D(self._augment(G(z, fake_labels)), fake_labels).float()  # (B,)
+            g_loss = self.g_loss_fn(g_logits)
+            ctx.update(g_loss, "g")
+        finally:
+            D.requires_grad_(True)
+
+        if self.probabilities:
+            d_real, d_fake = torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()
+        else:
+            d_real, d_fake = real_logits.mean(), fake_logits.mean()
+        out.update(loss_d=d_loss.detach(), loss_g=g_loss.detach(), d_real=d_real.detach(), d_fake=d_fake.detach())
+        return out
+
+    def ema_target(self) -> nn.Module:
+        return self.model.generator
+
+    @torch.no_grad()
+    def sample_grid(self, network: nn.Module, n: int, seed: int) -> torch.Tensor:
+        """n images from a fixed seeded z (comparable across steps). Conditional: image i has
+        class ``i % num_classes``, so a grid with ``nrow = num_classes`` shows one class per column."""
+        device = next(network.parameters()).device
+        gen = torch.Generator().manual_seed(seed)  # on the CPU: same z on every device
+        z = torch.randn(n, self.model.config.latent_dim, generator=gen).to(device)
+        labels = torch.arange(n, device=device) % self.model.config.num_classes if self.conditional else None
+        with eval_mode(network):
+            return network(z, labels).float()
+
+
+# --------------------------------------------------------------------------------------
+# The family entry point used by ``genvision train gan``
+
+RECIPE = GANRecipe
+DESCRIPTION = "DCGAN-style GANs: minimax / non-saturating / hinge / WGAN-GP, class conditioning, DiffAugment"
+
+
+def build(recipe: GANRecipe, data: DataInfo) -> tuple[nn.Module, GANObjective]:
+    from ...registry import create_model
+
+    recipe.model = fit_model_config_to_data(recipe.model, data, recipe.conditional)
+    model = create_model("dcgan", recipe.model)
+    return model, GANObjective(model, recipe.objective, data)
+
+
+__all__ = [
+    "RECIPE", "DESCRIPTION", "build",
+    "GANObjectiveConfig", "GANObjective", "GANRecipe", "fit_model_config_to_data", "LOSSES",
+    "d_loss_minimax", "g_loss_minimax", "g_loss_nonsaturating", "d_loss_hinge", "g_loss_hinge",
+    "d_loss_wgan", "g_loss_wgan", "gradient_penalty",
+]

@@ -1,0 +1,279 @@
+"""The training loop shared by every family.
+
+It owns everything that is not the objective's business: device and precision, EMA,
+progress, metrics.jsonl and TensorBoard, sample grids, atomic checkpoints with a ``latest``
+pointer, exact resume, clean exits on SIGINT/SIGTERM or a time budget, and the guard that
+stops a run whose losses or gradients keep going non-finite (weights are never updated with,
+nor saved with, NaNs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .. import checkpoints as ckpt
+from ..config import TrainConfig, to_dict
+from ..errors import TrainingError
+from ..runtime import get_rng_state, resolve_precision, set_rng_state
+from .batches import batch_stream
+from .ema import EMA, submodule_prefix
+from .objective import Objective, StepContext, eval_mode
+
+EvalFn = Callable[[nn.Module, int], dict[str, float]]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    stopped_by: str  # "completed", "signal", "time"
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _stop_on_signals(flag: dict) -> Iterator[None]:
+    """First SIGINT/SIGTERM asks the loop to checkpoint and exit; a second one aborts."""
+
+    def handler(signum, frame):
+        if flag.get("signal"):
+            raise KeyboardInterrupt
+        flag["signal"] = signal.Signals(signum).name
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (e.g. inside a web worker): no handlers
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Trainer:
+    def __init__(self, *, model: nn.Module, objective: Objective, dataset, train: TrainConfig, run_dir: Path,
+                 device: torch.device, recipe_dict: dict[str, Any], evaluate: EvalFn | None = None,
+                 best_metric: str | None = None, progress: bool = True, workers: int = 0):
+        self.model, self.objective, self.dataset, self.cfg = model, objective, dataset, train
+        self.run_dir, self.device, self.recipe_dict = Path(run_dir), device, recipe_dict
+        self.evaluate, self.best_metric = evaluate, best_metric
+        self.best_value = math.inf
+        self.progress = progress
+        self.workers = workers
+        self.step = 0
+        self.precision = resolve_precision(train.precision, device)
+        self.checkpoints = ckpt.CheckpointManager(self.run_dir / ckpt.CHECKPOINTS_DIR, train.keep_last)
+
+        if train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizers = objective.optimizers()
+        self.schedulers = objective.lr_schedulers()
+        target = objective.ema_target()
+        self.ema = EMA(target, train.ema_decay, train.ema_start) if train.ema else None
+        self.ema_prefix = submodule_prefix(model, target)
+        self.sample_network = target
+        self._writer = None
+
+    # --- state ------------------------------------------------------------------------
+
+    def _trainer_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "rng": get_rng_state(),
+            "best_value": self.best_value,
+        }
+
+    def resume_from(self, checkpoint_dir: Path) -> None:
+        state = ckpt.load_trainer_state(checkpoint_dir)
+        weights = ckpt._load_weights(checkpoint_dir / ckpt.WEIGHTS_FILE)
+        self.model.load_state_dict(weights)
+        if self.ema is not None:
+            ema_path = checkpoint_dir / ckpt.EMA_FILE
+            self.ema.load_state_dict(ckpt._load_weights(ema_path) if ema_path.is_file() else weights, self.ema_prefix)
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.best_value = float(state.get("best_value", math.inf))
+
+    def _all_finite(self) -> bool:
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
+
+    def save_checkpoint(self, best: bool = False) -> Path:
+        if not self._all_finite():
+            raise TrainingError(f"step {self.step}: weights are non-finite; refusing to write a checkpoint")
+        return self.checkpoints.save(
+            self.step, self.model,
+            ema_state=self.ema.state_dict(self.ema_prefix) if self.ema else None,
+            trainer_state=self._trainer_state(),
+            extra={"run": {"step": self.step, "recipe": self.recipe_dict}},
+            best=best,
+        )
+
+    # --- logging ----------------------------------------------------------------------
+
+    def _writer_or_none(self):
+        if not self.cfg.tensorboard:
+            return None
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter  # heavy import, only when used
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        return self._writer
+
+    def _log(self, row: dict[str, float]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        writer = self._writer_or_none()
+        if writer is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    writer.add_scalar(key, value, row["step"])
+
+    def _save_samples(self) -> Path | None:
+        network = self.ema.shadow if self.ema else self.sample_network
+        with eval_mode(network):
+            images = self.objective.sample_grid(network, 64, seed=self.cfg.seed)
+        if images is None:
+            return None
+        from ..io import save_grid
+        nrow = self.objective.data.num_classes if getattr(self.objective, "conditional", False) else None
+        path = self.run_dir / "samples" / f"{ckpt.checkpoint_name(self.step)}.png"
+        save_grid(images.float().cpu(), path, nrow=nrow, metadata={"step": self.step, "run": str(self.run_dir)})
+        return path
+
+    def _maybe_evaluate(self) -> bool:
+        """Run the quality metric; True when this step is the best so far."""
+        if self.evaluate is None:
+            return False
+        network = self.ema.shadow if self.ema else self.sample_network
+        with eval_mode(network):
+            metrics = self.evaluate(network, self.step)
+        self._log({"step": self.step, **{f"eval/{k}": v for k, v in metrics.items()}})
+        # best_metric is minimised (FID, NLL, ...).
+        value = metrics.get(self.best_metric) if self.best_metric else None
+        if value is not None and value < self.best_value:
+            self.best_value = value
+            return True
+        return False
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def fit(self) -> RunResult:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.compile:
+            # In-place compile keeps parameter names (and so checkpoints) unchanged.
+            for child in self.model.children():
+                child.compile()
+        batches = batch_stream(self.dataset, cfg.batch_size, cfg.seed, self.step, self.workers)
+        flag: dict[str, str] = {}
+        stopped_by = "completed"
+        nonfinite_streak = 0
+        start_time = time.perf_counter()
+        window_start, window_steps = start_time, 0
+        last: dict[str, float] = {}
+        pending: list[dict[str, torch.Tensor]] = []
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.run_dir.name}", unit="step",
+                   disable=not self.progress, dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        last_checkpoint: Path | None = None
+        float_buffers = [b for b in self.model.buffers() if b.is_floating_point()]
+        with _stop_on_signals(flag):
+            while self.step < cfg.steps:
+                images, labels = next(batches)
+                images = images.to(self.device, non_blocking=True)
+                if cfg.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                labels = labels.to(self.device, non_blocking=True)
+                ctx = StepContext(step=self.step, device=self.device, precision=self.precision,
+                                  grad_clip=cfg.grad_clip, optimizers=self.optimizers)
+                # A non-finite batch also poisons running statistics (BatchNorm) during the forward
+                # pass, before any update can be refused; keep a copy to roll them back.
+                saved_buffers = torch._foreach_mul(float_buffers, 1.0) if float_buffers else []
+                losses = self.objective.train_step((images, labels), ctx)
+                self.step += 1
+                window_steps += 1
+                bar.update(1)
+                if ctx.skipped:
+                    if float_buffers:
+                        torch._foreach_copy_(float_buffers, saved_buffers)
+                    nonfinite_streak += 1
+                    if nonfinite_streak >= cfg.max_nonfinite:
+                        bar.close()
+                        raise TrainingError(
+                            f"stopped at step {self.step}: {nonfinite_streak} consecutive steps with non-finite "
+                            f"loss or gradients ({', '.join(ctx.skipped)}); weights were not updated by them and "
+                            f"the last checkpoint is intact (lower the learning rate or check the data)")
+                else:
+                    nonfinite_streak = 0
+                    if self.ema is not None:
+                        self.ema.update(self.step)
+                for sched in self.schedulers.values():
+                    sched.step()
+                pending.append(losses)
+
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    now = time.perf_counter()
+                    rate = window_steps / max(now - window_start, 1e-9)
+                    # Average the window's losses; .item() here is the only sync with the device.
+                    keys = pending[-1].keys()
+                    last = {k: float(torch.stack([p[k].float() for p in pending if k in p]).mean()) for k in keys}
+                    last.update(steps_per_s=rate, images_per_s=rate * cfg.batch_size,
+                                elapsed_s=now - start_time, skipped_updates=nonfinite_streak)
+                    for name, opt in self.optimizers.items():
+                        last[f"lr_{name}"] = opt.param_groups[0]["lr"]
+                    self._log({"step": self.step, **last})
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.startswith("loss")}
+                                    | {"img/s": f"{last['images_per_s']:.0f}"}, refresh=False)
+                    pending.clear()
+                    window_start, window_steps = now, 0
+
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self._save_samples()
+                is_best = bool(cfg.eval_every) and self.step % cfg.eval_every == 0 and self._maybe_evaluate()
+                if self.step % cfg.ckpt_every == 0 or is_best:
+                    last_checkpoint = self.save_checkpoint(best=is_best)
+
+                if flag.get("signal"):
+                    stopped_by = "signal"
+                    break
+                if cfg.max_minutes is not None and (time.perf_counter() - start_time) > cfg.max_minutes * 60:
+                    stopped_by = "time"
+                    break
+        bar.close()
+        if last_checkpoint is None or last_checkpoint.name != ckpt.checkpoint_name(self.step):
+            last_checkpoint = self.save_checkpoint()
+        self._save_samples()
+        if self._writer is not None:
+            self._writer.close()
+        return RunResult(self.run_dir, self.step, last_checkpoint, stopped_by, last)
+
+
+def describe(result: RunResult) -> str:
+    how = {"completed": "finished", "signal": "interrupted", "time": "stopped at its time budget"}[result.stopped_by]
+    line = f"{how} at step {result.step}; checkpoint {result.checkpoint}"
+    if result.stopped_by != "completed":
+        line += f" (continue with --resume {result.run_dir})"
+    return line
+
+
+__all__ = ["Trainer", "RunResult", "describe", "to_dict"]
