@@ -36,7 +36,7 @@ def test_train_generate_interpolate_end_to_end(trained_run, tmp_path, capsys):
     assert code == 0, err
     grid = Image.open(tmp_path / "grid.png")
     assert grid.size == (5 * 30 + 2, 4 * 30 + 2)  # 28 px tiles with 2 px padding
-    sidecar = json.loads((tmp_path / "grid.json").read_text())
+    sidecar = json.loads((tmp_path / "grid.png.json").read_text())
     assert sidecar["seed"] == 3 and sidecar["class"] == 7 and "genvision_version" in sidecar
 
     code, _, err = run_cli(capsys, "generate", "--model", str(trained_run), "-n", "20", "--seed", "3",

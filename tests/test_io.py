@@ -330,21 +330,21 @@ def test_save_grid_size(tmp_path, batch, channels, nrow, padding):
 def test_sidecar_content_and_metadata_wins(tmp_path):
     image = torch.zeros(3, 4, 4)
     path = gio.save_image(image, tmp_path / "s.png", metadata={"seed": 7, "model": Path("runs/x")})
-    record = json.loads((tmp_path / "s.json").read_text())
+    record = json.loads((tmp_path / "s.png.json").read_text())
     assert record["genvision_version"] == genvision.__version__
     assert isinstance(record["command"], str) and record["command"]
     assert datetime.fromisoformat(record["created"]).utcoffset().total_seconds() == 0
     assert record["seed"] == 7 and record["model"] == "runs/x"
     side = gio.write_sidecar(path, {"command": "custom", "step": torch.tensor(3)})
-    assert side == tmp_path / "s.json"
+    assert side == tmp_path / "s.png.json"
     record = json.loads(side.read_text())
     assert record["command"] == "custom" and record["step"] == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.png", "s.png.json"]
 
 
 def test_atomic_write_leaves_no_temp_files_and_keeps_old_file(tmp_path, monkeypatch):
     path = gio.save_grid(torch.zeros(4, 3, 4, 4), tmp_path / "g.png", metadata={"a": 1})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "g.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "g.png.json"]
     before = path.read_bytes()
 
     def broken_save(self, fp, *args, **kwargs):
@@ -355,7 +355,7 @@ def test_atomic_write_leaves_no_temp_files_and_keeps_old_file(tmp_path, monkeypa
     with pytest.raises(RuntimeError):
         gio.save_image(torch.ones(3, 4, 4), path)
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json", "g.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "g.png.json"]
 
 
 def test_save_unwritable_target_is_a_one_line_error(tmp_path):
@@ -371,7 +371,7 @@ def test_save_gif(tmp_path):
     with Image.open(path) as gif:
         assert gif.n_frames == 5 and gif.size == (8, 8) and gif.info.get("loop") == 0
         assert gif.info["duration"] == 50
-    assert json.loads((tmp_path / "walk.json").read_text())["n"] == 5
+    assert json.loads((tmp_path / "walk.gif.json").read_text())["n"] == 5
     assert gio.load_image(path).size == (8, 8)  # GIF is allowed: first frame
     pils = [Image.new("RGBA", (4, 4), (0, 0, 0, 0)), Image.new("L", (4, 4), 30)]
     assert gio.save_gif(pils, tmp_path / "pil.gif").exists()

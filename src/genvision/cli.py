@@ -115,6 +115,29 @@ def interpolate(model_dir, seeds, frames, method, class_label, output):
 
 
 @cli.command()
+@click.option("--model", "model_dir", required=True, help="Model or run directory.")
+@click.option("--data", help="Dataset to compare with (default: the one the model was trained on).")
+@click.option("--data-root", type=click.Path(), help="Where dataset files live.")
+@click.option("-n", "num", default=10_000, show_default=True, type=int, help="Generated samples (generators).")
+@click.option("--features", help="Feature space: domain (default), inception, or a classifier model directory.")
+@click.option("--fid-weights", type=click.Path(), help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth.")
+@click.option("--batch-size", default=500, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--class", "class_label", type=int, help="Evaluate one class of a conditional generator.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("-o", "--output", default="evaluation.json", show_default=True, type=click.Path(),
+              help="JSON results (a confusion-matrix PNG is written beside it for classifiers).")
+def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size, seed, class_label, device, output):
+    """Measure a model offline: FID/KID/precision-recall for generators, accuracy for classifiers."""
+    from .tasks.evaluate import evaluate as run_evaluate
+
+    result = run_evaluate(model_dir, data=data, data_root=data_root, n=num, features=features,
+                          fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,
+                          device=device, output=output)
+    click.echo(result.table())
+
+
+@cli.command()
 def models():
     """List the registered model architectures."""
     from .registry import list_models

@@ -38,7 +38,7 @@ def gan_section(run_dir: Path, out: Path) -> Section:
                f"for {last.get('step', 0)} steps ({last.get('elapsed_s', 0):.0f} s, "
                f"{last.get('images_per_s', 0):.0f} images/s). Run directory: "
                f"<code>{html.escape(str(run_dir))}</code>.</p>")
-    body = (summary + image_html(grid.name, "samples: one class per row (seed 0)", 280)
+    body = (summary + image_html(grid.name, "samples: one class per column (seed 0)", 280)
             + image_html(strip.name, "latent interpolation, seed 1 to seed 2 (class 3)", 560)
             + "<h3>Losses</h3>" + line_chart_svg(rows, ["loss_d", "loss_g"]))
     return Section("GAN: conditional DCGAN on mnist-mini", body)

@@ -353,9 +353,10 @@ def _json_default(obj: object) -> object:
 
 
 def write_sidecar(image_path: str | os.PathLike, metadata: dict) -> Path:
-    """Write ``<image>.json`` next to an image: ``metadata`` plus genvision_version, the command
+    """Write ``<image file name>.json`` (e.g. ``grid.png.json``) next to an image: ``metadata`` plus genvision_version, the command
     line and the UTC creation time (keys in ``metadata`` win)."""
-    path = Path(image_path).with_suffix(".json")
+    # The full file name, not the stem: grid.png and grid.gif must not share one sidecar.
+    path = Path(image_path).with_name(Path(image_path).name + ".json")
     record = {
         "genvision_version": __version__,
         "command": " ".join(shlex.quote(a) for a in sys.argv),

@@ -40,7 +40,7 @@ def _cpu_has_amx() -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` picks bf16 where it is faster than fp32: CUDA GPUs with bf16 and CPUs with AMX.
 
-    On AVX-512-bf16 CPUs without AMX (e.g. AMD Zen 4) bf16 convolutions measured slower than
+    On AVX-512-bf16 CPUs without AMX (e.g. this project's CI VMs) bf16 convolutions measured slower than
     fp32 (docs/BENCHMARKS.md), so auto keeps fp32 there.
     """
     if precision not in ("auto", "bf16", "fp32"):

@@ -7,6 +7,7 @@ training loop can skip the DataLoader's per-item Python overhead.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,10 @@ class ImageDataset(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A short hash of exactly what this dataset hands out (for caches keyed by data)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -91,6 +96,12 @@ class TensorImageDataset(ImageDataset):
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(f"{self.name}|{self.split}|{tuple(self.images.shape)}".encode())
+        digest.update(self.images.contiguous().numpy().tobytes())
+        digest.update(self.labels.numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Vectorised fetch: LongTensor (B,) -> (float32 (B, C, S, S) in [-1, 1], int64 (B,))."""

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -98,6 +99,8 @@ class FolderImageDataset(ImageDataset):
 
         self.train_augment = train_augment
         self.random_crop, self.hflip = random_crop, hflip
+        self._fingerprint_text = f"{self.root}|{split}|{self.image_size}|{self.channels}|" + "|".join(
+            f"{p.relative_to(root)}:{p.stat().st_size}:{p.stat().st_mtime_ns}:{label}" for p, label in self.samples)
         augment = train_augment
         self.transform = T.folder_transform(self.image_size, random_crop=augment and random_crop,
                                             hflip=augment and hflip)
@@ -113,3 +116,7 @@ class FolderImageDataset(ImageDataset):
         path, label = self.samples[index]
         image = pil_to_tensor(gio.load_image(path, mode=self._mode))  # (C, H, W) uint8
         return T.to_signed_unit(self.transform(image)), torch.tensor(label, dtype=torch.int64)
+
+    def fingerprint(self) -> str:
+        # Paths, sizes and modification times: cheap, and any edited file changes the hash.
+        return hashlib.sha256(self._fingerprint_text.encode()).hexdigest()[:16]

@@ -17,8 +17,10 @@ class EMA:
 
     @torch.no_grad()
     def update(self, step: int) -> None:
-        # Before start_step the average just tracks the weights: early weights are noise.
-        weight = 1.0 if step < self.start_step else 1.0 - self.decay
+        # Before start_step the average just tracks the weights; after it the decay warms up as
+        # (1 + t) / (10 + t), so a short run's average is not dominated by its random start.
+        t = step - self.start_step
+        weight = 1.0 if t < 0 else 1.0 - min(self.decay, (1 + t) / (10 + t))
         live = [p.detach() for p in self.network.parameters()]
         shadow = list(self.shadow.parameters())
         torch._foreach_lerp_(shadow, live, weight)

@@ -181,7 +181,8 @@ def _adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
 
 
 class GANObjective(Objective):
-    """Alternating updates: ``d_steps`` D updates on (real, G(z).detach()), then one G update."""
+    """Alternating updates: ``d_steps`` D updates on (real, G(z).detach()), then one G update
+    through the updated D on the last D step's fakes."""
 
     name = "gan"
 
@@ -232,13 +233,16 @@ class GANObjective(Objective):
         out: dict[str, torch.Tensor] = {}
 
         # --- D: maximise the game's value (minimise d_loss) with G fixed ----------------
-        for _ in range(cfg.d_steps):
+        for d_step in range(cfg.d_steps):
+            last = d_step == cfg.d_steps - 1
             z = torch.randn(B, self.model.config.latent_dim, device=device)
             fake_labels = self._fake_labels(B, device)
             with ctx.autocast():
-                with torch.no_grad():
-                    fake = G(z, fake_labels)  # (B, C, H, W), no graph into G
-                real_in, fake_in = self._augment(images), self._augment(fake)
+                # The last D step's fakes keep their graph and are reused for the G update, as in
+                # the DCGAN reference loop: one generator forward per step instead of two.
+                with torch.set_grad_enabled(last):
+                    fake = G(z, fake_labels)  # (B, C, H, W)
+                real_in, fake_in = self._augment(images), self._augment(fake.detach())
                 real_logits = D(real_in, real_labels).float()  # (B,)
                 fake_logits = D(fake_in, fake_labels).float()  # (B,)
             if self.probabilities:
@@ -251,13 +255,11 @@ class GANObjective(Objective):
                 out["gp"] = gp.detach()
             ctx.update(d_loss, "d")
 
-        # --- G: fool D (D's weights get no gradient, which saves its weight-grad work) ---
+        # --- G: fool the updated D (D's weights get no gradient: saves its weight-grad work) -
         D.requires_grad_(False)
         try:
-            z = torch.randn(B, self.model.config.latent_dim, device=device)
-            fake_labels = self._fake_labels(B, device)
             with ctx.autocast():
-                g_logits = D(self._augment(G(z, fake_labels)), fake_labels).float()  # (B,)
+                g_logits = D(self._augment(fake), fake_labels).float()  # (B,)
             g_loss = self.g_loss_fn(g_logits)
             ctx.update(g_loss, "g")
         finally:
