@@ -1,0 +1,105 @@
+"""One runner for every benchmark: records results as JSON and regenerates docs/BENCHMARKS.md tables.
+
+Each result is a JSON file ``benchmarks/results/<capability>/<name>.json`` with the capability,
+recipe, command, machine, date, wall time, throughput and quality numbers. ``render_docs()``
+rewrites only the generated block of docs/BENCHMARKS.md (between the two markers), so the
+hand-written analysis around it survives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+BEGIN, END = "<!-- generated results: begin (benchmarks/harness.py) -->", "<!-- generated results: end -->"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    desc = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__.split('+')[0]}, {torch.get_num_threads()} threads"
+    if torch.cuda.is_available():
+        desc += f", {torch.cuda.get_device_name()}"
+    return desc
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def record(capability: str, name: str, *, recipe: str, wall_s: float, throughput: dict | None = None,
+           quality: dict | None = None, notes: str = "") -> Path:
+    result = {
+        "capability": capability, "name": name, "recipe": recipe, "command": command_line(),
+        "machine": machine(), "date": time.strftime("%Y-%m-%d"), "wall_s": round(wall_s, 1),
+        "throughput": throughput or {}, "quality": quality or {}, "notes": notes,
+    }
+    path = RESULTS / capability / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.0f}"
+    return str(value)
+
+
+def render_table(results: list[dict]) -> str:
+    metric_keys: list[str] = []
+    for r in results:
+        for k in [*r["throughput"], *r["quality"]]:
+            if k not in metric_keys:
+                metric_keys.append(k)
+    header = ["name", "recipe", *metric_keys, "wall s", "date"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in results:
+        values = {**r["throughput"], **r["quality"]}
+        cells = [r["name"], r["recipe"], *[_fmt(values.get(k, "")) for k in metric_keys], _fmt(r["wall_s"]), r["date"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    commands = sorted({(r["command"], r["machine"]) for r in results})
+    lines.append("")
+    for command, mach in commands:
+        lines.append(f"- `{command}` on {mach}")
+    return "\n".join(lines)
+
+
+def render_docs() -> Path:
+    groups: dict[str, list[dict]] = {}
+    for path in sorted(RESULTS.glob("*/*.json")):
+        result = json.loads(path.read_text())
+        groups.setdefault(result["capability"], []).append(result)
+    block = [BEGIN, ""]
+    for capability, results in groups.items():
+        block += [f"### {capability}", "", render_table(results), ""]
+    block.append(END)
+    text = DOC.read_text() if DOC.is_file() else "# Benchmarks\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        text = head + "\n".join(block) + tail
+    else:
+        text = text.rstrip() + "\n\n## Recorded results\n\n" + "\n".join(block) + "\n"
+    DOC.write_text(text)
+    return DOC
+
+
+if __name__ == "__main__":
+    print(render_docs())
