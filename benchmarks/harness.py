@@ -84,6 +84,8 @@ def render_table(results: list[dict]) -> str:
 def render_docs() -> Path:
     groups: dict[str, list[dict]] = {}
     for path in sorted(RESULTS.glob("*/*.json")):
+        if path.parent.name == "runs":  # training runs and their evaluations, not results
+            continue
         result = json.loads(path.read_text())
         groups.setdefault(result["capability"], []).append(result)
     block = [BEGIN, ""]

@@ -22,7 +22,12 @@ from .trainer import RunResult, Trainer
 
 FAMILY_MODULES = {
     "gan": "genvision.training.objectives.gan",
+    "classifier": "genvision.training.objectives.classify",
 }
+
+
+# Families whose objective samples images: they get FID/KID evaluation during training.
+GENERATOR_FAMILIES = ("gan",)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,12 @@ def train(family_name: str, *, config_file: str | Path | None = None, overrides:
     dataset = dataset_from_config(recipe.data, split="train")
     model, objective = family.build(recipe, data_info(dataset))
     model.to(device)
+    if evaluate is None and recipe.train.eval_every > 0:
+        if family.name not in GENERATOR_FAMILIES:
+            raise ConfigError(f"train.eval_every is supported for generator families ({', '.join(GENERATOR_FAMILIES)})")
+        from ..tasks.evaluate import training_evaluator
+
+        evaluate, best_metric = training_evaluator(objective, recipe, device=str(device)), "fid"
     save_resolved(recipe, run_dir)
     trainer = Trainer(model=model, objective=objective, dataset=dataset, train=recipe.train, run_dir=run_dir,
                       device=device, recipe_dict={"family": family.name, **to_dict(recipe)}, evaluate=evaluate,

@@ -1,0 +1,299 @@
+"""``genvision evaluate``: offline quality numbers for any saved model, dispatched on its kind.
+
+Generators get FID / KID / precision-recall / density-coverage / Inception Score / class
+coverage in a chosen feature space, computed from streamed batches (bounded memory) against
+reference statistics of the dataset's test split that are computed once and cached, keyed by
+(dataset fingerprint, extractor weights and preprocessing). Classifiers get accuracy,
+per-class accuracy and a confusion matrix. Later families plug in through ``EVALUATORS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from ..errors import ConfigError, DataError
+from ..metrics.distribution import (
+    FeatureStats,
+    class_histogram_stats,
+    density_coverage,
+    fid_from_stats,
+    inception_score,
+    kernel_inception_distance,
+    precision_recall,
+)
+from ..metrics.features import ClassifierExtractor, FeatureExtractor
+
+Sampler = Callable[[int, int], torch.Tensor]  # (n, seed) -> images in [-1, 1] (n, C, H, W)
+
+
+def cache_dir() -> Path:
+    """$GENVISION_CACHE, else ~/.cache/genvision: reference statistics and domain extractors."""
+    return Path(os.environ.get("GENVISION_CACHE", Path.home() / ".cache" / "genvision"))
+
+
+# --- feature extractors ---------------------------------------------------------------------
+
+
+def _trained_domain_extractor(dataset_name: str, data_root: str | None, progress: bool) -> Path:
+    """Train (once) a classifier on a labelled dataset; cached under its data fingerprint."""
+    from ..data import load_dataset
+    from ..training.run import train
+
+    dataset = load_dataset(dataset_name, split="train", root=data_root, download=False)
+    if dataset.num_classes < 2:
+        raise ConfigError(f"domain features need a labelled dataset (class sub-folders); {dataset_name} has none: "
+                          f"pass --features MODEL_DIR or --fid-weights PATH")
+    safe = re.sub(r"[^A-Za-z0-9]+", "-", dataset_name).strip("-")[-40:]
+    name = f"{safe}-{dataset.fingerprint()}"
+    parent = cache_dir() / "extractors"
+    target = parent / name
+    if not (target / "checkpoints" / "latest").is_file():
+        print(f"training a domain feature extractor for {dataset_name} (once; cached in {target})")
+        if target.exists():
+            import shutil
+            shutil.rmtree(target)  # an interrupted earlier attempt: start over
+        train("classifier", overrides=[f"data.name={dataset_name}", f"data.root={data_root}" if data_root else
+                                       "data.root=null", f"train.out_dir={parent}", f"train.name={name}",
+                                       "train.tensorboard=false", "train.sample_every=0"], progress=progress)
+    return target
+
+
+def domain_extractor(dataset_name: str, *, data_root: str | None = None, device: str = "cpu",
+                     progress: bool = True) -> FeatureExtractor:
+    from ..checkpoints import load_pretrained
+    from ..metrics.domain import shipped_extractor_dir
+
+    model_dir = shipped_extractor_dir(dataset_name) or _trained_domain_extractor(dataset_name, data_root, progress)
+    model = load_pretrained(model_dir, kind="classifier", device=device)
+    return ClassifierExtractor(model, name=f"domain:{dataset_name.split(':', 1)[0]}")
+
+
+def resolve_extractor(features: str | None, *, dataset_name: str, data_root: str | None = None,
+                      fid_weights: str | None = None, device: str = "cpu", progress: bool = True) -> FeatureExtractor:
+    """``features``: None/"auto" (Inception if --fid-weights is given, else domain), "domain",
+    "inception", or a classifier model directory."""
+    if features in (None, "auto"):
+        features = "inception" if fid_weights else "domain"
+    if features == "inception":
+        from ..metrics.inception import get_inception_extractor
+        return get_inception_extractor(fid_weights, device=device)
+    if features == "domain":
+        return domain_extractor(dataset_name, data_root=data_root, device=device, progress=progress)
+    from ..checkpoints import load_pretrained
+    model = load_pretrained(features, kind="classifier", device=device)
+    return ClassifierExtractor(model, name=f"classifier:{Path(features).name}")
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def _stream_features(batches, extractor: FeatureExtractor, stats: FeatureStats, total: int, desc: str,
+                     progress: bool) -> torch.Tensor | None:
+    probs = []
+    with tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
+        for images in batches:
+            out = extractor(images)
+            stats.update(out.features)
+            if out.probs is not None:
+                probs.append(out.probs)
+            bar.update(images.shape[0])
+    return torch.cat(probs) if probs else None
+
+
+def reference_stats(extractor: FeatureExtractor, dataset, *, keep: int = 10_000, batch_size: int = 500,
+                    progress: bool = True) -> FeatureStats:
+    """Feature statistics of a dataset split, computed once and cached."""
+    key = hashlib.sha256(f"{dataset.fingerprint()}|{extractor.key()}|keep={keep}".encode()).hexdigest()[:24]
+    path = cache_dir() / "stats" / f"{key}.safetensors"
+    if path.is_file():
+        try:
+            stats = FeatureStats.load(path)
+            if stats.metadata.get("cache_key") == key:
+                return stats
+        except (DataError, ValueError):
+            pass  # a damaged cache entry is recomputed
+    stats = FeatureStats(keep=keep, metadata={"cache_key": key, "dataset": dataset.name, "split": dataset.split,
+                                              "extractor": extractor.name})
+    n = len(dataset)
+    if hasattr(dataset, "get_batch"):
+        batches = (dataset.get_batch(torch.arange(i, min(i + batch_size, n)))[0] for i in range(0, n, batch_size))
+    else:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+        batches = (images for images, _ in loader)
+    _stream_features(batches, extractor, stats, n, f"reference {dataset.name}:{dataset.split}", progress)
+    stats.save(path, metadata=stats.metadata)
+    return stats
+
+
+# --- generators -----------------------------------------------------------------------------
+
+
+def sample_metrics(sampler: Sampler, extractor: FeatureExtractor, reference: FeatureStats, *, n: int,
+                   batch_size: int = 500, seed: int = 0, progress: bool = True, full: bool = True) -> dict:
+    """FID-family metrics of ``n`` generated images against ``reference``.
+
+    ``full=False`` computes FID and KID only (cheap enough for training-time evaluation).
+    """
+    if n < 2:
+        raise ConfigError(f"-n must be at least 2 to compare distributions, got {n}")
+    stats = FeatureStats(keep=n)
+    batches = (sampler(min(batch_size, n - start), seed * 1_000_003 + start) for start in range(0, n, batch_size))
+    probs = _stream_features(batches, extractor, stats, n, "generated", progress)
+    real, fake = reference.features, stats.features
+    subset = min(1000, real.shape[0], fake.shape[0])
+    kid, kid_std = kernel_inception_distance(real, fake, subsets=100 if full else 20, subset_size=subset, seed=seed)
+    metrics = {"fid": fid_from_stats(reference, stats), "kid": kid, "kid_std": kid_std}
+    if full:
+        metrics["precision"], metrics["recall"] = precision_recall(real, fake, k=3)
+        metrics["density"], metrics["coverage"] = density_coverage(real, fake, k=5)
+        if probs is not None:
+            metrics["inception_score"], metrics["inception_score_std"] = inception_score(probs)
+            hist = class_histogram_stats(probs.argmax(dim=1), probs.shape[1])
+            metrics["class_coverage"] = hist["coverage"]
+            metrics["class_kl_to_uniform"] = hist["kl_to_uniform"]
+    metrics["num_samples"] = n
+    return metrics
+
+
+def model_sampler(model, class_label: int | None = None) -> Sampler:
+    from .generate import generate
+
+    return lambda n, seed: generate(model, n, seed=seed, class_label=class_label)
+
+
+# --- dispatch -------------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluation:
+    kind: str
+    model: str
+    data: str
+    metrics: dict
+    notes: list[str] = field(default_factory=list)
+    files: dict = field(default_factory=dict)
+
+    def table(self) -> str:
+        width = max(len(k) for k in self.metrics) + 2
+        lines = [f"{self.kind} model {self.model} on {self.data}"]
+        for key, value in self.metrics.items():
+            if isinstance(value, float):
+                text = f"{value:.5g}"
+            elif isinstance(value, list):
+                text = " ".join(f"{v:.3f}" for v in value) if value and isinstance(value[0], float) else str(value)
+            else:
+                text = str(value)
+            lines.append(f"  {key:<{width}}{text}")
+        lines += [f"  note: {n}" for n in self.notes]
+        lines += [f"  wrote {path}" for path in self.files.values()]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "model": self.model, "data": self.data, "metrics": self.metrics,
+                "notes": self.notes, "files": {k: str(v) for k, v in self.files.items()},
+                "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _trained_on(card: dict) -> tuple[str | None, str | None]:
+    data = card.get("run", {}).get("recipe", {}).get("data", {})
+    return data.get("name"), data.get("root")
+
+
+def _test_split(name: str, data_root: str | None, download: bool = False):
+    from ..data import load_dataset
+
+    try:
+        return load_dataset(name, split="test", root=data_root, download=download)
+    except DataError as exc:
+        if "split" not in str(exc):
+            raise
+        return load_dataset(name, split="train", root=data_root, download=download)
+
+
+def evaluate_generator_model(model, card, *, data: str, data_root, n, features, fid_weights, batch_size, seed,
+                             class_label, device, progress, **_) -> Evaluation:
+    extractor = resolve_extractor(features, dataset_name=data, data_root=data_root, fid_weights=fid_weights,
+                                  device=device, progress=progress)
+    dataset = _test_split(data, data_root)
+    reference = reference_stats(extractor, dataset, keep=min(n, len(dataset)), batch_size=batch_size,
+                                progress=progress)
+    metrics = sample_metrics(model_sampler(model, class_label), extractor, reference, n=n, batch_size=batch_size,
+                             seed=seed, progress=progress)
+    metrics["reference_images"] = reference.count
+    return Evaluation("gan" if card["kind"] == "gan" else card["kind"], str(model.model_dir),
+                      f"{data}:{dataset.split}", metrics, notes=[f"features: {extractor.describe()}"])
+
+
+def evaluate_classifier_model(model, card, *, data: str, data_root, batch_size, output: Path | None, **_) -> Evaluation:
+    from ..metrics.classification import plot_confusion_matrix
+    from .classify import evaluate_classifier
+
+    dataset = _test_split(data, data_root)
+    result = evaluate_classifier(model, dataset, batch_size=batch_size)
+    metrics = {"accuracy": result["accuracy"], "per_class_accuracy": result["per_class_accuracy"],
+               "num_samples": result["num_samples"]}
+    files = {}
+    if output is not None:
+        names = dataset.class_names or [str(i) for i in range(model.config.num_classes)]
+        files["confusion"] = plot_confusion_matrix(result["confusion"], names,
+                                                   output.with_name(output.stem + "-confusion.png"))
+    evaluation = Evaluation("classifier", str(model.model_dir), f"{data}:{dataset.split}", metrics, files=files)
+    evaluation.metrics["confusion"] = result["confusion"].tolist()
+    return evaluation
+
+
+EVALUATORS = {"gan": evaluate_generator_model, "classifier": evaluate_classifier_model}
+
+
+def evaluate(model_dir: str, *, data: str | None = None, data_root: str | None = None, n: int = 10_000,
+             features: str | None = None, fid_weights: str | None = None, batch_size: int = 500, seed: int = 0,
+             class_label: int | None = None, device: str = "auto", output: str | Path | None = None,
+             progress: bool = True) -> Evaluation:
+    from ..checkpoints import load_pretrained, read_model_card
+    from ..runtime import select_device
+
+    card = read_model_card(model_dir)
+    kind = card.get("kind")
+    if kind not in EVALUATORS:
+        raise ConfigError(f"evaluate does not support {kind} models yet (supported: {', '.join(EVALUATORS)})")
+    trained_name, trained_root = _trained_on(card)
+    data = data or trained_name
+    if data is None:
+        raise ConfigError("this model does not record its training data: pass --data NAME")
+    data_root = data_root or trained_root
+    torch_device = select_device(device)
+    model = load_pretrained(model_dir, kind=kind, device=torch_device)
+    output_path = Path(output) if output else None
+    evaluation = EVALUATORS[kind](model, card, data=data, data_root=data_root, n=n, features=features,
+                                  fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,
+                                  device=str(torch_device), progress=progress, output=output_path)
+    if output_path is not None:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        output_path.write_text(json.dumps(evaluation.to_json(), indent=2))
+        evaluation.files["json"] = output_path
+    return evaluation
+
+
+def training_evaluator(objective, recipe, *, device: str, progress: bool = False):
+    """The trainer's periodic evaluation for generator families: FID/KID on ``eval_samples``."""
+    extractor = resolve_extractor("domain", dataset_name=recipe.data.name, data_root=recipe.data.root,
+                                  device=device, progress=progress)
+    reference = reference_stats(extractor, _test_split(recipe.data.name, recipe.data.root),
+                                keep=recipe.train.eval_samples, progress=progress)
+
+    def run(network, step: int) -> dict:
+        sampler = lambda n, seed: objective.sample_grid(network, n, seed)  # noqa: E731
+        return sample_metrics(sampler, extractor, reference, n=recipe.train.eval_samples, seed=recipe.train.seed,
+                              progress=False, full=False)
+
+    return run

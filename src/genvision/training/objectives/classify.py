@@ -1,0 +1,241 @@
+"""Supervised image classification: cross-entropy, AdamW/SGD, linear warm-up then cosine decay.
+
+The loss on logits ``l`` (B, K) and labels ``y`` with label smoothing ``s`` (Szegedy et al.
+2016) is the cross-entropy against the target ``(1 - s) onehot(y) + s / K``:
+
+    L = (1 - s) * (-log softmax(l)_y) + s * mean_k(-log softmax(l)_k)
+
+The learning rate follows :func:`lr_factor`: a linear warm-up over ``warmup_steps`` to the
+base rate, then (``schedule=cosine``) a half cosine down to ``min_lr_ratio * lr`` at the last
+step. The recipe (:class:`ClassifierRecipe`) is what ``genvision train classifier`` resolves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...config import DataConfig, TrainConfig
+from ...errors import ConfigError
+from ...models.classifier import CNNConfig
+from ..objective import DataInfo, Objective, StepContext
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "constant")
+# Classifier architectures `arch` may name; each is a registered model of kind "classifier"
+# whose config has image_size / channels / num_classes / class_names fields.
+ARCHS = ("cnn",)
+
+
+@dataclass
+class ClassifyObjectiveConfig:
+    optimizer: str = "adamw"  # adamw (decoupled weight decay) | sgd (Nesterov momentum)
+    lr: float = 2e-3  # peak learning rate, reached at the end of the warm-up
+    weight_decay: float = 5e-4  # on conv/linear weights only (not on biases or BatchNorm)
+    momentum: float = 0.9  # sgd only
+    label_smoothing: float = 0.0  # s in the target (1 - s) onehot + s / K; 0 = plain cross-entropy
+    warmup_steps: int = 100  # linear warm-up from lr / warmup_steps to lr
+    schedule: str = "cosine"  # cosine (decay to min_lr_ratio * lr at train.steps) | constant
+    min_lr_ratio: float = 0.0  # final lr as a fraction of lr (cosine only)
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"classifier optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"classifier schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str = "cosine",
+              min_lr_ratio: float = 0.0) -> float:
+    """Multiplier of the base lr for the update made at ``step`` (0-based).
+
+    Warm-up: ``(step + 1) / warmup_steps`` for ``step < warmup_steps`` (so the first update is
+    not wasted at lr 0). Cosine: with ``p = (step - warmup) / (total - warmup)`` in [0, 1),
+    ``min + (1 - min) * (1 + cos(pi p)) / 2``. Constant: 1 after the warm-up.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# --------------------------------------------------------------------------------------
+# The recipe
+
+
+@dataclass
+class ClassifierRecipe:
+    arch: str = "cnn"  # registered classifier architecture (see ARCHS)
+    model: CNNConfig = field(default_factory=CNNConfig)  # channels/image_size/num_classes come from the data
+    objective: ClassifyObjectiveConfig = field(default_factory=ClassifyObjectiveConfig)
+    # 1800 steps x 128 = 3.8 MNIST epochs. No EMA: the cosine decay to ~0 already averages the
+    # last steps, and without it the shipped model.safetensors is exactly the evaluated network
+    # (load_pretrained would otherwise pick ema.safetensors) and the model directory half the size.
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=1800, batch_size=128, ema=False, sample_every=0, ckpt_every=500, log_every=50))
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="mnist", random_crop=True))  # pad-2 crops
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"unknown classifier arch {self.arch!r}; choose from {', '.join(ARCHS)}")
+        self.model.validate()
+        self.objective.validate()
+
+
+def known_class_names(data_cfg: DataConfig) -> tuple[str, ...]:
+    """Class names of the dataset a DataConfig names, found without loading its images."""
+    from ...data import cifar, mnist
+
+    name = data_cfg.name.lower().replace("_", "-")
+    if name in ("mnist", "mnist-mini"):
+        return tuple(mnist.MNIST_CLASSES)
+    if name in ("fashion-mnist", "fashionmnist"):
+        return tuple(mnist.FASHION_CLASSES)
+    if name in ("cifar10", "cifar-10"):
+        return tuple(cifar.CLASS_NAMES)
+    if data_cfg.name.startswith("folder:"):
+        root = Path(data_cfg.name[len("folder:"):]).expanduser()
+        if (root / "train").is_dir() and (root / "test").is_dir():
+            root = root / "train"
+        if root.is_dir():  # sorted first-level sub-folders, as FolderImageDataset labels them
+            return tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    return ()
+
+
+def fit_model_config_to_data(cfg, data: DataInfo, class_names: tuple[str, ...] = ()):
+    """Copy of ``cfg`` with channels, image_size, num_classes (and class names) from the dataset."""
+    if data.num_classes < 2:
+        raise ConfigError("a classifier needs a labelled dataset with at least 2 classes "
+                          f"(this one has {data.num_classes}); for folder:PATH put each class in a sub-folder")
+    names = tuple(class_names) if len(class_names) == data.num_classes else ()
+    fitted = dataclasses.replace(cfg, channels=data.channels, image_size=data.image_size,
+                                 num_classes=data.num_classes, class_names=names)
+    fitted.validate()
+    return fitted
+
+
+# --------------------------------------------------------------------------------------
+# The objective
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv/linear weights (ndim >= 2) only: decaying BatchNorm scales and
+    biases only fights the normalisation."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: ClassifyObjectiveConfig) -> torch.optim.Optimizer:
+    groups = _param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+        cls = torch.optim.SGD
+    else:
+        kwargs = dict(lr=cfg.lr, betas=(0.9, 0.999))
+        cls = torch.optim.AdamW
+    try:
+        return cls(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # device/dtype without a fused kernel
+        return cls(groups, foreach=True, **kwargs)
+
+
+class ClassifyObjective(Objective):
+    """Cross-entropy (optionally label-smoothed) on one optimizer, ``"model"``."""
+
+    name = "classifier"
+
+    def __init__(self, model: nn.Module, config: ClassifyObjectiveConfig, data: DataInfo, *, total_steps: int):
+        super().__init__(model, config, data)
+        config.validate()
+        if total_steps < 1:
+            raise ConfigError(f"total_steps must be >= 1, got {total_steps}")
+        if model.config.num_classes != data.num_classes:
+            raise ConfigError(f"the model has {model.config.num_classes} classes but the dataset has "
+                              f"{data.num_classes}")
+        self.total_steps = total_steps
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._labels_checked = False
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        if self._optimizer is None:
+            self._optimizer = make_optimizer(self.model, self.config)
+        return {"model": self._optimizer}
+
+    def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        cfg, total = self.config, self.total_steps
+
+        # A plain function (not a lambda object with state) so LambdaLR's state_dict holds
+        # only numbers and the trainer state stays loadable with weights_only=True.
+        def factor(step: int) -> float:
+            return lr_factor(step, total_steps=total, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
+                             min_lr_ratio=cfg.min_lr_ratio)
+
+        return {"model": torch.optim.lr_scheduler.LambdaLR(self.optimizers()["model"], factor)}
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        # Once per run (one host sync): unlabelled data arrives with label -1.
+        if not self._labels_checked:
+            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.data.num_classes):
+                raise ConfigError(f"labels must lie in 0..{self.data.num_classes - 1} (unlabelled data has -1)")
+            self._labels_checked = True
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        self._check_labels(labels)
+        with ctx.autocast():
+            logits = self.model(images).float()  # (B, K)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+        ctx.update(loss, "model")
+        acc = (logits.detach().argmax(dim=1) == labels).float().mean()
+        return {"loss": loss.detach(), "acc": acc}
+
+    def ema_target(self) -> nn.Module:
+        return self.model
+
+
+# --------------------------------------------------------------------------------------
+# The family entry point used by ``genvision train classifier``
+
+RECIPE = ClassifierRecipe
+DESCRIPTION = "image classifiers (compact VGG-style CNN): cross-entropy, label smoothing, warm-up + cosine lr"
+
+
+def build(recipe: ClassifierRecipe, data: DataInfo, class_names: tuple[str, ...] | None = None
+          ) -> tuple[nn.Module, ClassifyObjective]:
+    from ...registry import create_model
+
+    recipe.validate()
+    if class_names is None:
+        class_names = known_class_names(recipe.data)
+    recipe.model = fit_model_config_to_data(recipe.model, data, tuple(class_names))
+    model = create_model(recipe.arch, recipe.model)
+    return model, ClassifyObjective(model, recipe.objective, data, total_steps=recipe.train.steps)
+
+
+__all__ = [
+    "RECIPE", "DESCRIPTION", "build", "ARCHS", "OPTIMIZERS", "SCHEDULES",
+    "ClassifyObjectiveConfig", "ClassifierRecipe", "ClassifyObjective", "lr_factor", "make_optimizer",
+    "known_class_names", "fit_model_config_to_data",
+]
