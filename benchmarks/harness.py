@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -50,7 +51,8 @@ def record(capability: str, name: str, *, recipe: str, wall_s: float, throughput
         "machine": machine(), "date": time.strftime("%Y-%m-%d"), "wall_s": round(wall_s, 1),
         "throughput": throughput or {}, "quality": quality or {}, "notes": notes,
     }
-    path = RESULTS / capability / f"{name}.json"
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower()
+    path = RESULTS / capability / f"{slug}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path

@@ -168,6 +168,19 @@ def demo(out, minutes, device):
     click.echo(f"report: {report}")
 
 
+def _add_capability_commands() -> None:
+    import importlib
+
+    from .commands import COMMAND_MODULES
+
+    for module_name in COMMAND_MODULES:
+        for command in importlib.import_module(module_name).COMMANDS:
+            cli.add_command(command)
+
+
+_add_capability_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = _debug_requested()
     try:

@@ -230,7 +230,7 @@ def evaluate_generator_model(model, card, *, data: str, data_root, n, features, 
     metrics = sample_metrics(model_sampler(model, class_label), extractor, reference, n=n, batch_size=batch_size,
                              seed=seed, progress=progress)
     metrics["reference_images"] = reference.count
-    return Evaluation("gan" if card["kind"] == "gan" else card["kind"], str(model.model_dir),
+    return Evaluation(card["kind"], str(model.model_dir),
                       f"{data}:{dataset.split}", metrics, notes=[f"features: {extractor.describe()}"])
 
 
@@ -252,7 +252,24 @@ def evaluate_classifier_model(model, card, *, data: str, data_root, batch_size, 
     return evaluation
 
 
-EVALUATORS = {"gan": evaluate_generator_model, "classifier": evaluate_classifier_model}
+# kind -> evaluator; a "module:function" string is imported on first use, so families can keep
+# their evaluation code in their own module.
+EVALUATORS = {
+    "gan": evaluate_generator_model,
+    "diffusion": evaluate_generator_model,
+    "classifier": evaluate_classifier_model,
+    "vae": "genvision.tasks.evaluate_vae:evaluate_vae_model",
+}
+
+
+def _evaluator(kind: str):
+    target = EVALUATORS[kind]
+    if isinstance(target, str):
+        import importlib
+
+        module_name, function = target.split(":")
+        target = getattr(importlib.import_module(module_name), function)
+    return target
 
 
 def evaluate(model_dir: str, *, data: str | None = None, data_root: str | None = None, n: int = 10_000,
@@ -274,7 +291,7 @@ def evaluate(model_dir: str, *, data: str | None = None, data_root: str | None =
     torch_device = select_device(device)
     model = load_pretrained(model_dir, kind=kind, device=torch_device)
     output_path = Path(output) if output else None
-    evaluation = EVALUATORS[kind](model, card, data=data, data_root=data_root, n=n, features=features,
+    evaluation = _evaluator(kind)(model, card, data=data, data_root=data_root, n=n, features=features,
                                   fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,
                                   device=str(torch_device), progress=progress, output=output_path)
     if output_path is not None:

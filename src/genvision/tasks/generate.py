@@ -17,7 +17,8 @@ from torch import nn
 
 from ..errors import ConfigError
 
-GENERATOR_KINDS = ("gan",)
+# Model kinds that implement the protocol above (sample_latent / generate).
+GENERATOR_KINDS = ("gan", "vae", "diffusion")
 
 
 def _check_class(model: nn.Module, class_label: int | None) -> None:
@@ -42,8 +43,11 @@ def _labels_for(model: nn.Module, n: int, class_label: int | None, device) -> to
 
 @torch.no_grad()
 def generate(model: nn.Module, n: int = 64, *, seed: int = 0, class_label: int | None = None,
-             batch_size: int = 256) -> torch.Tensor:
-    """``n`` images in [-1, 1] (n, C, H, W) on the CPU; the same seed gives the same images."""
+             batch_size: int = 256, **sampling) -> torch.Tensor:
+    """``n`` images in [-1, 1] (n, C, H, W) on the CPU; the same seed gives the same images.
+
+    ``sampling`` keyword arguments (e.g. ``temperature``, ``steps``) go to ``model.generate``.
+    """
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
     _check_class(model, class_label)
@@ -55,7 +59,7 @@ def generate(model: nn.Module, n: int = 64, *, seed: int = 0, class_label: int |
     chunks = []
     for start in range(0, n, batch_size):
         part_labels = None if labels is None else labels[start:start + batch_size]
-        chunks.append(model.generate(z[start:start + batch_size], part_labels).float().cpu())
+        chunks.append(model.generate(z[start:start + batch_size], part_labels, **sampling).float().cpu())
     return torch.cat(chunks).clamp(-1, 1)
 
 
