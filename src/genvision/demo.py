@@ -1,8 +1,8 @@
 """``genvision demo``: the main job on the embedded default, end to end, in about a minute.
 
 Trains a class-conditional DCGAN on ``mnist-mini`` (shipped inside the package, so nothing is
-downloaded), then samples a grid, interpolates between two seeds and writes ``index.html``
-with the loss curves. Later capabilities add their own sections to the same report.
+downloaded), then samples a grid, interpolates between two seeds, measures FID-family scores offline and
+writes ``index.html`` with the loss curves. Later capabilities add their own sections to the same report.
 """
 
 from __future__ import annotations
@@ -44,6 +44,20 @@ def gan_section(run_dir: Path, out: Path) -> Section:
     return Section("GAN: conditional DCGAN on mnist-mini", body)
 
 
+def evaluation_section(run_dir: Path, out: Path) -> Section:
+    """FID-family scores of the demo GAN against mnist-mini's test digits, in domain features."""
+    from .tasks.evaluate import evaluate
+
+    result = evaluate(str(run_dir), data="mnist-mini", n=1000, output=out / "evaluation.json", progress=False)
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in result.metrics.items()
+                   if isinstance(v, float))
+    body = (f"<p>1,000 samples against the 1,000 mnist-mini test digits "
+            f"(<code>genvision evaluate --model {html.escape(str(run_dir))} -n 1000</code>). "
+            f"{html.escape(result.notes[0])}. For scale, docs/BENCHMARKS.md lists reference rows "
+            f"(train vs test split, noise, a single digit).</p><table>{rows}</table>")
+    return Section("Evaluation (offline, domain features)", body)
+
+
 def run_demo(out: Path, *, minutes: float = 1.0, device: str = "auto") -> Path:
     out = Path(out)
     run_dir = out / "gan-run"
@@ -52,5 +66,5 @@ def run_demo(out: Path, *, minutes: float = 1.0, device: str = "auto") -> Path:
     overrides = DEMO_OVERRIDES + [f"train.out_dir={out}", "train.name=gan-run", f"train.max_minutes={minutes}",
                                   f"train.device={device}"]
     train("gan", overrides=overrides)
-    sections = [gan_section(run_dir, out)]
+    sections = [gan_section(run_dir, out), evaluation_section(run_dir, out)]
     return write_report(out / "index.html", "genvision demo", sections)
