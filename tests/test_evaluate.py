@@ -159,3 +159,33 @@ def test_evaluate_with_an_inception_weights_file_uses_inception(tiny_gan, tmp_pa
     assert "inception-v3-fid" in captured.out and "standard FID Inception-v3" in captured.out
     metrics = json.loads((tmp_path / "e.json").read_text())["metrics"]
     assert metrics["fid"] > 0 and metrics["num_samples"] == 12
+
+
+def test_evaluate_cli_on_a_classifier_writes_confusion_png(tmp_path, capsys):
+    from PIL import Image
+
+    assert main(["train", "classifier", "--data", "mnist-mini", "data.limit=512", "model.width=8", "train.steps=5",
+                 "train.batch_size=32", "train.sample_every=0", "train.tensorboard=false",
+                 f"train.out_dir={tmp_path}", "train.name=c"]) == 0
+    output = tmp_path / "cls.json"
+    code = main(["evaluate", "--model", str(tmp_path / "c"), "-o", str(output)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "accuracy" in captured.out
+    result = json.loads(output.read_text())
+    assert result["kind"] == "classifier" and result["metrics"]["num_samples"] == 1000
+    assert sum(map(sum, result["metrics"]["confusion"])) == 1000
+    assert len(result["metrics"]["per_class_accuracy"]) == 10
+    assert Image.open(tmp_path / "cls-confusion.png").size[0] > 100
+
+
+def test_public_api_is_lazy_and_complete():
+    import subprocess
+    import sys
+
+    code = ("import sys, genvision; assert 'torch' not in sys.modules; "
+            "from genvision import load_model, from_pretrained, generate, list_models, train, evaluate; "
+            "assert load_model is from_pretrained; print(sorted(m.name for m in list_models()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "dcgan" in out.stdout and "cnn" in out.stdout

@@ -221,3 +221,7 @@ class CheckpointManager:
                 shutil.rmtree(old, ignore_errors=True)
         for leftover in self.checkpoints_dir.glob(".tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+# The diffusers-style name for the same loader.
+from_pretrained = load_pretrained

@@ -1,2 +1,7 @@
 from . import gan  # noqa: F401  (registers the models)
 from . import classifier  # noqa: F401  (registers the models)
+from . import vae  # noqa: F401  (registers the models)
+from . import vqvae  # noqa: F401  (registers the models)
+from . import resnet  # noqa: F401  (registers the models)
+from . import vit  # noqa: F401  (registers the models)
+from . import dit  # noqa: F401  (registers the models)

@@ -23,11 +23,15 @@ from .trainer import RunResult, Trainer
 FAMILY_MODULES = {
     "gan": "genvision.training.objectives.gan",
     "classifier": "genvision.training.objectives.classify",
+    "dit": "genvision.training.objectives.flow",
+    "vae": "genvision.training.objectives.vae",
+    "cvae": "genvision.training.objectives.cvae",
+    "vqvae": "genvision.training.objectives.vqvae",
 }
 
 
 # Families whose objective samples images: they get FID/KID evaluation during training.
-GENERATOR_FAMILIES = ("gan",)
+GENERATOR_FAMILIES = ("gan", "vae", "cvae", "vqvae", "dit")
 
 
 @dataclass(frozen=True)

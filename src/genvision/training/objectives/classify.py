@@ -8,6 +8,16 @@ The loss on logits ``l`` (B, K) and labels ``y`` with label smoothing ``s`` (Sze
 The learning rate follows :func:`lr_factor`: a linear warm-up over ``warmup_steps`` to the
 base rate, then (``schedule=cosine``) a half cosine down to ``min_lr_ratio * lr`` at the last
 step. The recipe (:class:`ClassifierRecipe`) is what ``genvision train classifier`` resolves.
+
+``arch`` picks the network (``cnn``, ``resnet``, ``vit``); the ``model`` section holds that
+architecture's config fields (unset fields keep its defaults), checked against its config class.
+
+Training-time augmentation on top of the data section's pad-and-crop / flips:
+``objective.augment`` applies torchvision's RandAugment (Cubuk et al. 2020) or TrivialAugment
+(Mueller & Hutter 2021) per image, and ``objective.mixup`` / ``objective.cutmix`` mix pairs of
+images (Zhang et al. 2018; Yun et al. 2019): with ``lam ~ Beta(a, a)``, the loss is
+``lam * CE(l, y_a) + (1 - lam) * CE(l, y_b)`` (for CutMix ``lam`` is the kept area). All draws
+use torch's global RNG, so resumed runs stay exact.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,14 +34,14 @@ from torch import nn
 
 from ...config import DataConfig, TrainConfig
 from ...errors import ConfigError
-from ...models.classifier import CNNConfig
 from ..objective import DataInfo, Objective, StepContext
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 # Classifier architectures `arch` may name; each is a registered model of kind "classifier"
 # whose config has image_size / channels / num_classes / class_names fields.
-ARCHS = ("cnn",)
+ARCHS = ("cnn", "resnet", "vit")
+AUGMENTS = ("none", "randaugment", "trivialaugment")
 
 
 @dataclass
@@ -43,8 +54,20 @@ class ClassifyObjectiveConfig:
     warmup_steps: int = 100  # linear warm-up from lr / warmup_steps to lr
     schedule: str = "cosine"  # cosine (decay to min_lr_ratio * lr at train.steps) | constant
     min_lr_ratio: float = 0.0  # final lr as a fraction of lr (cosine only)
+    augment: str = "none"  # none | randaugment | trivialaugment (torchvision, per image, training only)
+    randaugment_ops: int = 2  # RandAugment: operations per image
+    randaugment_magnitude: int = 9  # RandAugment: magnitude 0..30
+    mixup: float = 0.0  # MixUp Beta(a, a) parameter a; 0 = off
+    cutmix: float = 0.0  # CutMix Beta(a, a) parameter a; 0 = off (both on: one of them per batch, 50/50)
+    mix_prob: float = 1.0  # probability that a batch is mixed when mixup or cutmix is on
 
     def validate(self) -> None:
+        if self.augment not in AUGMENTS:
+            raise ConfigError(f"classifier augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        if self.randaugment_ops < 0 or not 0 <= self.randaugment_magnitude <= 30:
+            raise ConfigError("randaugment_ops must be >= 0 and randaugment_magnitude in 0..30")
+        if self.mixup < 0 or self.cutmix < 0 or not 0.0 <= self.mix_prob <= 1.0:
+            raise ConfigError("mixup and cutmix must be >= 0 and mix_prob in [0, 1]")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"classifier optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
@@ -86,8 +109,10 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str =
 
 @dataclass
 class ClassifierRecipe:
-    arch: str = "cnn"  # registered classifier architecture (see ARCHS)
-    model: CNNConfig = field(default_factory=CNNConfig)  # channels/image_size/num_classes come from the data
+    arch: str = "cnn"  # registered classifier architecture: cnn | resnet | vit (see ARCHS)
+    # Fields of the arch's config (CNNConfig / ResNetConfig / ViTConfig); unset ones keep its
+    # defaults; channels/image_size/num_classes/class_names come from the data.
+    model: dict[str, Any] = field(default_factory=dict)
     objective: ClassifyObjectiveConfig = field(default_factory=ClassifyObjectiveConfig)
     # 1800 steps x 128 = 3.8 MNIST epochs. No EMA: the cosine decay to ~0 already averages the
     # last steps, and without it the shipped model.safetensors is exactly the evaluated network
@@ -99,8 +124,24 @@ class ClassifierRecipe:
     def validate(self) -> None:
         if self.arch not in ARCHS:
             raise ConfigError(f"unknown classifier arch {self.arch!r}; choose from {', '.join(ARCHS)}")
-        self.model.validate()
+        self.model_config().validate()
         self.objective.validate()
+
+    def model_config(self):
+        """The ``model`` section as the arch's config dataclass (unknown keys are an error)."""
+        from ...config import build_dataclass
+        from ...registry import get_entry
+
+        config_cls = get_entry(self.arch).config_cls
+        if isinstance(self.model, config_cls):
+            return self.model
+        if dataclasses.is_dataclass(self.model):
+            values = dataclasses.asdict(self.model)
+        elif isinstance(self.model, dict):
+            values = self.model
+        else:
+            raise ConfigError(f"the classifier model section must be a mapping of {config_cls.__name__} fields")
+        return build_dataclass(config_cls, values, "model")
 
 
 def known_class_names(data_cfg: DataConfig) -> tuple[str, ...]:
@@ -133,6 +174,46 @@ def fit_model_config_to_data(cfg, data: DataInfo, class_names: tuple[str, ...] =
                                  num_classes=data.num_classes, class_names=names)
     fitted.validate()
     return fitted
+
+
+# --------------------------------------------------------------------------------------
+# Augmentation (training only)
+
+
+def policy_augment(images: torch.Tensor, transform) -> torch.Tensor:
+    """Apply a torchvision v2 policy (RandAugment / TrivialAugment) to each image of a batch.
+
+    (B, C, H, W) in [-1, 1] -> same shape, via uint8, one independent draw per image.
+    """
+    u8 = images.detach().float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()  # (B, C, H, W)
+    out = torch.stack([transform(img) for img in u8.contiguous()])  # (B, C, H, W) uint8
+    return out.to(images.device, torch.float32).div_(127.5).sub_(1.0).contiguous(
+        memory_format=torch.channels_last if images.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format)
+
+
+def mix_batch(images: torch.Tensor, labels: torch.Tensor, *, mixup: float, cutmix: float
+              ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """MixUp or CutMix with a shuffled copy of the batch: (mixed images, partner labels, lam).
+
+    The loss is ``lam * CE(l, labels) + (1 - lam) * CE(l, partner labels)``.
+    """
+    use_cutmix = cutmix > 0 and (mixup <= 0 or float(torch.rand(())) < 0.5)
+    alpha = cutmix if use_cutmix else mixup
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(images.shape[0], device=images.device)
+    partner = images[perm]
+    if not use_cutmix:
+        return lam * images + (1.0 - lam) * partner, labels[perm], lam
+    h, w = images.shape[-2:]
+    cut_h, cut_w = int(h * math.sqrt(1.0 - lam)), int(w * math.sqrt(1.0 - lam))
+    cy, cx = int(torch.randint(0, h, ())), int(torch.randint(0, w, ()))
+    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+    mixed = images.clone()
+    mixed[:, :, y0:y1, x0:x1] = partner[:, :, y0:y1, x0:x1]
+    lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)  # the area actually kept
+    return mixed, labels[perm], lam
 
 
 # --------------------------------------------------------------------------------------
@@ -177,6 +258,7 @@ class ClassifyObjective(Objective):
         self.total_steps = total_steps
         self._optimizer: torch.optim.Optimizer | None = None
         self._labels_checked = False
+        self._policy_transform = None
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if self._optimizer is None:
@@ -201,12 +283,29 @@ class ClassifyObjective(Objective):
                 raise ConfigError(f"labels must lie in 0..{self.data.num_classes - 1} (unlabelled data has -1)")
             self._labels_checked = True
 
+    def _policy(self):
+        if self._policy_transform is None:
+            from torchvision.transforms import v2  # lazy: torchvision is slow to import
+
+            cfg = self.config
+            self._policy_transform = (v2.RandAugment(num_ops=cfg.randaugment_ops, magnitude=cfg.randaugment_magnitude)
+                                      if cfg.augment == "randaugment" else v2.TrivialAugmentWide())
+        return self._policy_transform
+
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         images, labels = batch
         self._check_labels(labels)
+        cfg = self.config
+        if cfg.augment != "none":
+            images = policy_augment(images, self._policy())
+        labels_b, lam = labels, None
+        if (cfg.mixup > 0 or cfg.cutmix > 0) and float(torch.rand(())) < cfg.mix_prob:
+            images, labels_b, lam = mix_batch(images, labels, mixup=cfg.mixup, cutmix=cfg.cutmix)
         with ctx.autocast():
             logits = self.model(images).float()  # (B, K)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+        if lam is not None:
+            loss = lam * loss + (1.0 - lam) * F.cross_entropy(logits, labels_b, label_smoothing=cfg.label_smoothing)
         ctx.update(loss, "model")
         acc = (logits.detach().argmax(dim=1) == labels).float().mean()
         return {"loss": loss.detach(), "acc": acc}
@@ -219,7 +318,8 @@ class ClassifyObjective(Objective):
 # The family entry point used by ``genvision train classifier``
 
 RECIPE = ClassifierRecipe
-DESCRIPTION = "image classifiers (compact VGG-style CNN): cross-entropy, label smoothing, warm-up + cosine lr"
+DESCRIPTION = ("image classifiers (arch=cnn | resnet | vit): cross-entropy, label smoothing, RandAugment / "
+               "TrivialAugment, mixup / cutmix, warm-up + cosine lr")
 
 
 def build(recipe: ClassifierRecipe, data: DataInfo, class_names: tuple[str, ...] | None = None
@@ -229,7 +329,7 @@ def build(recipe: ClassifierRecipe, data: DataInfo, class_names: tuple[str, ...]
     recipe.validate()
     if class_names is None:
         class_names = known_class_names(recipe.data)
-    recipe.model = fit_model_config_to_data(recipe.model, data, tuple(class_names))
+    recipe.model = fit_model_config_to_data(recipe.model_config(), data, tuple(class_names))
     model = create_model(recipe.arch, recipe.model)
     return model, ClassifyObjective(model, recipe.objective, data, total_steps=recipe.train.steps)
 
@@ -237,5 +337,5 @@ def build(recipe: ClassifierRecipe, data: DataInfo, class_names: tuple[str, ...]
 __all__ = [
     "RECIPE", "DESCRIPTION", "build", "ARCHS", "OPTIMIZERS", "SCHEDULES",
     "ClassifyObjectiveConfig", "ClassifierRecipe", "ClassifyObjective", "lr_factor", "make_optimizer",
-    "known_class_names", "fit_model_config_to_data",
+    "known_class_names", "fit_model_config_to_data", "AUGMENTS", "policy_augment", "mix_batch",
 ]

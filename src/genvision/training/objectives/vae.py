@@ -1,0 +1,203 @@
+"""The beta-VAE bound as a training objective (``genvision train vae``; ``cvae`` in cvae.py).
+
+We minimise ``loss = -ELBO_beta = recon + beta_t * KL`` per image in nats (see
+``genvision.models.vae``), where ``beta_t`` is the KL warm-up (Bowman et al. 2016; Sønderby
+et al. 2016): ``beta_t = beta * min(1, (step + 1) / kl_warmup_steps)``, linear from ~0 to beta.
+
+Dynamic binarisation (``binarize``): every batch is re-sampled as x_bin ~ Bernoulli((x + 1) / 2)
+(then mapped back to {-1, 1}); the usual protocol for "dynamically binarised MNIST" likelihoods.
+``auto`` binarises when the likelihood is Bernoulli and the data has one channel.
+
+Optimisation: Adam or Adamax, a linear lr warm-up over ``lr_warmup_steps`` then a cosine decay to
+``min_lr_ratio * lr`` at ``train.steps`` (``schedule=cosine``) or a constant lr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ...config import DataConfig, TrainConfig
+from ...errors import ConfigError
+from ...models.vae import VAEConfig
+from ..objective import DataInfo, Objective, StepContext, eval_mode
+from .classify import lr_factor
+
+BINARIZE = ("auto", "dynamic", "none")
+OPTIMIZERS = ("adam", "adamax")
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class VAEObjectiveConfig:
+    beta: float = 1.0  # weight of the KL term; 1 = the plain VAE (the ELBO), > 1 = beta-VAE (disentangling)
+    kl_warmup_steps: int = 0  # linear KL warm-up from ~0 to beta over this many steps (0 = off)
+    free_bits: float = 0.0  # nats per latent dimension below which the KL is not penalised (0 = off)
+    binarize: str = "auto"  # auto (dynamic for bernoulli + 1 channel) | dynamic | none
+    optimizer: str = "adam"  # adam | adamax
+    lr: float = 1e-3  # peak learning rate
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam(ax) betas
+    weight_decay: float = 0.0  # L2 (coupled, as in Adam) — usually 0 for VAEs
+    lr_warmup_steps: int = 0  # linear lr warm-up steps
+    schedule: str = "cosine"  # cosine (decay to min_lr_ratio * lr at train.steps) | constant
+    min_lr_ratio: float = 0.05  # final lr as a fraction of lr (cosine only)
+
+    def validate(self) -> None:
+        if self.beta < 0:
+            raise ConfigError(f"beta must be >= 0, got {self.beta}")
+        if self.kl_warmup_steps < 0 or self.lr_warmup_steps < 0:
+            raise ConfigError("warm-up steps must be >= 0")
+        if self.free_bits < 0:
+            raise ConfigError(f"free_bits must be >= 0, got {self.free_bits}")
+        if self.binarize not in BINARIZE:
+            raise ConfigError(f"binarize must be one of {', '.join(BINARIZE)}, got {self.binarize!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"vae optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"vae schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+
+def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
+    """beta_t for the update made at ``step`` (0-based): linear warm-up, then beta."""
+    if warmup_steps <= 0:
+        return beta
+    return beta * min(1.0, (step + 1) / warmup_steps)
+
+
+def binarize_batch(x: torch.Tensor) -> torch.Tensor:
+    """Dynamic binarisation: Bernoulli((x + 1) / 2) in {-1, 1}, drawn from torch's global RNG
+    (checkpointed, so a resumed run draws the same bits)."""
+    return torch.bernoulli((x + 1.0) * 0.5) * 2.0 - 1.0
+
+
+def uses_binarization(binarize: str, likelihood: str, channels: int) -> bool:
+    if binarize == "auto":
+        return likelihood == "bernoulli" and channels == 1
+    return binarize == "dynamic"
+
+
+@dataclass
+class VAERecipe:
+    model: VAEConfig = field(default_factory=VAEConfig)  # channels/image_size come from the data
+    objective: VAEObjectiveConfig = field(default_factory=VAEObjectiveConfig)
+    # No EMA by default: the cosine lr decay already averages the last steps, and the saved
+    # model.safetensors is then exactly the network whose likelihood is evaluated.
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=5000, batch_size=128, ema=False, sample_every=1000, ckpt_every=1000, log_every=50))
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="mnist"))
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.objective.validate()
+
+
+def fit_model_config_to_data(cfg: VAEConfig, data: DataInfo, conditional: bool) -> VAEConfig:
+    if conditional and data.num_classes <= 0:
+        raise ConfigError("a conditional VAE needs a labelled dataset, but this one has no classes")
+    fitted = dataclasses.replace(cfg, channels=data.channels, image_size=data.image_size,
+                                 num_classes=data.num_classes if conditional else 0)
+    fitted.validate()
+    return fitted
+
+
+def make_optimizer(params, cfg: VAEObjectiveConfig) -> torch.optim.Optimizer:
+    params = list(params)
+    cls = torch.optim.Adamax if cfg.optimizer == "adamax" else torch.optim.Adam
+    kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    if cls is torch.optim.Adam:
+        try:
+            return cls(params, fused=True, **kwargs)
+        except (RuntimeError, TypeError, ValueError):  # device/dtype without a fused kernel
+            pass
+    return cls(params, foreach=True, **kwargs)
+
+
+class VAEObjective(Objective):
+    """One optimizer ("model") on -ELBO_beta with KL warm-up, free bits and dynamic binarisation."""
+
+    name = "vae"
+
+    def __init__(self, model: nn.Module, config: VAEObjectiveConfig, data: DataInfo, *, total_steps: int):
+        super().__init__(model, config, data)
+        config.validate()
+        self.conditional = model.config.num_classes > 0
+        if self.conditional and model.config.num_classes != data.num_classes:
+            raise ConfigError(f"the model has {model.config.num_classes} classes but the dataset has "
+                              f"{data.num_classes}")
+        self.binarize = uses_binarization(config.binarize, model.config.likelihood, model.config.channels)
+        self.total_steps = total_steps
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._labels_checked = False
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        if self._optimizer is None:
+            self._optimizer = make_optimizer(self.model.parameters(), self.config)
+        return {"model": self._optimizer}
+
+    def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        cfg, total = self.config, self.total_steps
+
+        def factor(step: int) -> float:  # a plain function: LambdaLR's state stays weights_only-loadable
+            return lr_factor(step, total_steps=total, warmup_steps=cfg.lr_warmup_steps, schedule=cfg.schedule,
+                             min_lr_ratio=cfg.min_lr_ratio)
+
+        return {"model": torch.optim.lr_scheduler.LambdaLR(self.optimizers()["model"], factor)}
+
+    def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        if not self._labels_checked:  # once per run (one host sync): unlabelled data has label -1
+            if labels.numel() and int(labels.min()) < 0:
+                raise ConfigError("the model is class-conditional but the batch has no labels (label -1)")
+            self._labels_checked = True
+        return labels
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        return binarize_batch(images) if self.binarize else images
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        x = self.prepare(images)
+        beta = kl_weight(ctx.step, self.config.beta, self.config.kl_warmup_steps)
+        with ctx.autocast():
+            out = self.model(x, self._labels(labels), beta=beta, free_bits=self.config.free_bits)
+        ctx.update(out.loss, "model")
+        recon, kl = out.recon.detach().mean(), out.kl.detach().mean()
+        return {"loss": out.loss.detach(), "recon": recon, "kl": kl, "neg_elbo": recon + kl,
+                "beta": torch.tensor(beta)}
+
+    def ema_target(self) -> nn.Module:
+        return self.model
+
+    @torch.no_grad()
+    def sample_grid(self, network: nn.Module, n: int, seed: int) -> torch.Tensor:
+        """Prior samples from a fixed seeded z; conditional: image i has class i % num_classes."""
+        device = next(network.parameters()).device
+        z = network.sample_latent(n, generator=torch.Generator().manual_seed(seed)).to(device)
+        labels = torch.arange(n, device=device) % network.config.num_classes if self.conditional else None
+        with eval_mode(network):
+            return network.generate(z, labels).float()
+
+
+RECIPE = VAERecipe
+DESCRIPTION = "beta-VAE: -ELBO_beta with KL warm-up, free bits, Bernoulli/Gaussian/logistic likelihoods"
+
+
+def build(recipe: VAERecipe, data: DataInfo, *, conditional: bool = False) -> tuple[nn.Module, VAEObjective]:
+    from ...registry import create_model
+
+    recipe.validate()
+    recipe.model = fit_model_config_to_data(recipe.model, data, conditional)
+    model = create_model("cvae" if conditional else "vae", recipe.model)
+    return model, VAEObjective(model, recipe.objective, data, total_steps=recipe.train.steps)
+
+
+__all__ = ["RECIPE", "DESCRIPTION", "build", "VAERecipe", "VAEObjectiveConfig", "VAEObjective", "kl_weight",
+           "binarize_batch", "uses_binarization", "fit_model_config_to_data", "make_optimizer"]
