@@ -25,23 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import RESULTS, ROOT, record, render_docs  # noqa: E402
 
 from genvision.data import load_dataset  # noqa: E402
-from genvision.tasks.evaluate import evaluate, reference_stats, resolve_extractor, sample_metrics  # noqa: E402
+from genvision.tasks.evaluate import (  # noqa: E402
+    evaluate, fixed_images_sampler, reference_stats, resolve_extractor, sample_metrics)
 
 N = 10_000
 KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "inception_score", "class_coverage",
         "class_kl_to_uniform")
-
-
-def fixed_sampler(images: torch.Tensor):
-    """Hands out ``images`` in order, like a generator that always produces this set."""
-    offset = {"i": 0}
-
-    def sample(n, seed):
-        start = offset["i"]
-        offset["i"] += n
-        return images[start:start + n]
-
-    return sample
 
 
 def quality(metrics: dict) -> dict:
@@ -83,7 +72,7 @@ def main() -> None:
                          ("reference: Gaussian noise", noise),
                          ("reference: only the digit 1 (real)", ones)]:
         t0 = time.perf_counter()
-        metrics = sample_metrics(fixed_sampler(images), extractor, reference, n=N)
+        metrics = sample_metrics(fixed_images_sampler(images), extractor, reference, n=N)
         record(capability, name, recipe="-", wall_s=time.perf_counter() - t0, quality=quality(metrics))
         print(name, {k: round(v, 4) for k, v in quality(metrics).items()})
     print(render_docs())

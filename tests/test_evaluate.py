@@ -11,7 +11,7 @@ from genvision.cli import main
 from genvision.data import load_dataset
 from genvision.errors import ConfigError
 from genvision.metrics.distribution import FeatureStats
-from genvision.tasks.evaluate import domain_extractor, reference_stats, sample_metrics
+from genvision.tasks.evaluate import domain_extractor, fixed_images_sampler, reference_stats, sample_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -29,21 +29,9 @@ def extractor():
     return domain_extractor("mnist-mini", progress=False)
 
 
-def _sampler_from(images: torch.Tensor):
-    """A 'generator' that hands out fixed images in order (the seed only picks the offset)."""
-    state = {"offset": 0}
-
-    def sample(n, seed):
-        start = state["offset"]
-        state["offset"] += n
-        return images[start:start + n]
-
-    return sample
-
-
 def _features_metrics(extractor, reference_images, sample_images):
     reference = FeatureStats(keep=len(reference_images)).update(extractor(reference_images).features)
-    return sample_metrics(_sampler_from(sample_images), extractor, reference, n=len(sample_images),
+    return sample_metrics(fixed_images_sampler(sample_images), extractor, reference, n=len(sample_images),
                           batch_size=100, progress=False)
 
 

@@ -165,6 +165,19 @@ def sample_metrics(sampler: Sampler, extractor: FeatureExtractor, reference: Fea
     return metrics
 
 
+def fixed_images_sampler(images: torch.Tensor) -> Sampler:
+    """A 'generator' that hands out ``images`` in order: scores a fixed set (reference rows,
+    real-data baselines) with the same code path as a model. The seed is ignored."""
+    offset = {"next": 0}
+
+    def sample(n: int, seed: int) -> torch.Tensor:
+        start = offset["next"]
+        offset["next"] += n
+        return images[start:start + n]
+
+    return sample
+
+
 def model_sampler(model, class_label: int | None = None) -> Sampler:
     from .generate import generate
 
