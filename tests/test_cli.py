@@ -95,3 +95,13 @@ def test_entry_points_and_debug_traceback(tmp_path):
     debug = subprocess.run([sys.executable, "-m", "genvision", "--debug", "generate", "--model", str(tmp_path / "x")],
                            capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_sampling_options_a_model_does_not_take_are_refused():
+    from genvision.errors import ConfigError
+    from genvision.registry import create_model
+    from genvision.tasks.generate import generate
+
+    model = create_model("dcgan", {"width": 8}).eval()
+    with pytest.raises(ConfigError, match="dcgan models do not take --steps"):
+        generate(model, 2, steps=4)

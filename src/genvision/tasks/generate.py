@@ -31,6 +31,19 @@ def _check_class(model: nn.Module, class_label: int | None) -> None:
         raise ConfigError(f"--class must be in 0..{num_classes - 1}, got {class_label}")
 
 
+def _check_sampling_options(model: nn.Module, sampling: dict) -> None:
+    """Sampler options a model does not take are an error, not silently ignored."""
+    import inspect
+
+    accepted = inspect.signature(model.generate).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = sorted(set(sampling) - set(accepted))
+    if unknown:
+        options = ", ".join("--" + name.replace("_", "-") for name in unknown)
+        raise ConfigError(f"{getattr(model, 'registry_name', 'this model')} models do not take {options}")
+
+
 def _labels_for(model: nn.Module, n: int, class_label: int | None, device) -> torch.Tensor | None:
     num_classes = getattr(model.config, "num_classes", 0)
     if num_classes == 0:
@@ -51,6 +64,7 @@ def generate(model: nn.Module, n: int = 64, *, seed: int = 0, class_label: int |
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
     _check_class(model, class_label)
+    _check_sampling_options(model, sampling)
     device = next(model.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(seed)
     # Latents are drawn on the CPU so a seed means the same images on every device.
