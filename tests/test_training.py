@@ -200,3 +200,11 @@ def test_sigterm_saves_a_loadable_checkpoint_and_exits_cleanly(tmp_path):
     ckpt.load_pretrained(tmp_path / "s", kind="gan")
     resumed = train("gan", resume=tmp_path / "s", overrides=[f"train.steps={state['step'] + 2}"], progress=False)
     assert resumed.step == state["step"] + 2
+
+
+def test_a_time_stopped_run_logs_its_last_partial_window(tmp_path):
+    result = train("gan", overrides=TINY + [f"train.out_dir={tmp_path}", "train.name=t", "train.steps=100000",
+                                            "train.log_every=100000", "train.max_minutes=0.01"], progress=False)
+    assert result.stopped_by == "time"
+    rows = [json.loads(l) for l in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == result.step and "loss_d" in rows[-1]

@@ -149,6 +149,21 @@ class Trainer:
                 if key != "step" and isinstance(value, (int, float)):
                     writer.add_scalar(key, value, row["step"])
 
+    def _log_window(self, pending: list[dict[str, torch.Tensor]], window_start: float, window_steps: int,
+                    start_time: float, nonfinite_streak: int) -> dict[str, float]:
+        """Average the window's losses and log them; .item() here is the only sync with the device."""
+        now = time.perf_counter()
+        rate = window_steps / max(now - window_start, 1e-9)
+        keys = pending[-1].keys()
+        row = {k: float(torch.stack([p[k].float() for p in pending if k in p]).mean()) for k in keys}
+        row.update(steps_per_s=rate, images_per_s=rate * self.cfg.batch_size, elapsed_s=now - start_time,
+                   skipped_updates=nonfinite_streak)
+        for name, opt in self.optimizers.items():
+            row[f"lr_{name}"] = opt.param_groups[0]["lr"]
+        self._log({"step": self.step, **row})
+        pending.clear()
+        return row
+
     def _save_samples(self) -> Path | None:
         network = self.ema.shadow if self.ema else self.sample_network
         with eval_mode(network):
@@ -232,20 +247,10 @@ class Trainer:
                 pending.append(losses)
 
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    now = time.perf_counter()
-                    rate = window_steps / max(now - window_start, 1e-9)
-                    # Average the window's losses; .item() here is the only sync with the device.
-                    keys = pending[-1].keys()
-                    last = {k: float(torch.stack([p[k].float() for p in pending if k in p]).mean()) for k in keys}
-                    last.update(steps_per_s=rate, images_per_s=rate * cfg.batch_size,
-                                elapsed_s=now - start_time, skipped_updates=nonfinite_streak)
-                    for name, opt in self.optimizers.items():
-                        last[f"lr_{name}"] = opt.param_groups[0]["lr"]
-                    self._log({"step": self.step, **last})
+                    last = self._log_window(pending, window_start, window_steps, start_time, nonfinite_streak)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.startswith("loss")}
                                     | {"img/s": f"{last['images_per_s']:.0f}"}, refresh=False)
-                    pending.clear()
-                    window_start, window_steps = now, 0
+                    window_start, window_steps = time.perf_counter(), 0
 
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self._save_samples()
@@ -260,6 +265,8 @@ class Trainer:
                     stopped_by = "time"
                     break
         bar.close()
+        if pending:  # a run stopped by time or a signal still records its last partial window
+            last = self._log_window(pending, window_start, window_steps, start_time, nonfinite_streak)
         if last_checkpoint is None or last_checkpoint.name != ckpt.checkpoint_name(self.step):
             last_checkpoint = self.save_checkpoint()
         self._save_samples()
