@@ -44,6 +44,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import register_model
 
+ARCHS = ("conv", "mlp")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-fixed", "logistic")
 ACTIVATIONS = {"elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
 # image size -> number of stride-2 stages (28 -> 7, 32 -> 8, 64 -> 8)
@@ -118,8 +119,11 @@ class VAEConfig:
     image_size: int = 28  # 28, 32 or 64 px; the recipe sets it from the dataset
     channels: int = 1  # 1 or 3; the recipe sets it from the dataset
     latent_dim: int = 32  # size of z
-    width: int = 32  # channels of the first stage; doubled at each stride-2 stage
-    blocks: int = 1  # residual blocks per stage (encoder and decoder)
+    arch: str = "conv"  # conv (ResNet-style conv encoder/decoder) | mlp (fully connected; far faster on CPUs)
+    width: int = 32  # conv: channels of the first stage; doubled at each stride-2 stage
+    blocks: int = 1  # conv: residual blocks per stage (encoder and decoder)
+    hidden: int = 512  # mlp: units per hidden layer
+    layers: int = 2  # mlp: hidden layers in the encoder and in the decoder
     activation: str = "elu"  # elu | gelu | silu | relu
     likelihood: str = "bernoulli"  # bernoulli (binarised / grey data) | gaussian | gaussian-fixed | logistic (RGB)
     sigma: float = 0.1  # decoder std of gaussian-fixed (in [-1, 1] units); the learned one starts here too
@@ -134,6 +138,10 @@ class VAEConfig:
             raise ConfigError(f"vae latent_dim must be >= 1, got {self.latent_dim}")
         if self.width < 4 or self.blocks < 0:
             raise ConfigError(f"vae width must be >= 4 and blocks >= 0, got {self.width} and {self.blocks}")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"vae arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.hidden < 1 or self.layers < 0:
+            raise ConfigError(f"vae hidden must be >= 1 and layers >= 0, got {self.hidden} and {self.layers}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"vae activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.likelihood not in LIKELIHOODS:
@@ -168,13 +176,16 @@ class ResBlock(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """(B, C, S, S) -> (B, width * 2**downs, S / 2**downs, S / 2**downs)."""
+    """(B, C, S, S) -> (B, width * 2**(downs-1), S / 2**downs, S / 2**downs).
+
+    The stem is already a stride-2 conv, so no hidden layer runs at full resolution (the
+    expensive part of a conv net on a CPU); each further stage doubles the channels."""
 
     def __init__(self, channels: int, width: int, downs: int, blocks: int, activation: str):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1)]
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, stride=2, padding=1)]  # halves H, W
         ch = width
-        for _ in range(downs):
+        for _ in range(downs - 1):
             layers += [ResBlock(ch, activation) for _ in range(blocks)]
             layers += [ACTIVATIONS[activation](), nn.Conv2d(ch, ch * 2, 4, stride=2, padding=1)]  # halves H, W
             ch *= 2
@@ -188,22 +199,33 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """(B, width * 2**downs, s, s) -> (B, out_channels, s * 2**downs, s * 2**downs)."""
+    """(B, width * 2**(downs-1), s, s) -> (B, out_channels, s * 2**downs, s * 2**downs); the mirror
+    of :class:`ConvEncoder` (the last transposed conv writes the likelihood parameters)."""
 
     def __init__(self, out_channels: int, width: int, downs: int, blocks: int, activation: str):
         super().__init__()
-        ch = width * 2 ** downs
+        ch = width * 2 ** (downs - 1)
+        self.in_channels = ch
         layers: list[nn.Module] = [ResBlock(ch, activation) for _ in range(blocks)]
-        for _ in range(downs):
+        for _ in range(downs - 1):
             layers += [ACTIVATIONS[activation](), nn.ConvTranspose2d(ch, ch // 2, 4, stride=2, padding=1)]  # doubles
             ch //= 2
             layers += [ResBlock(ch, activation) for _ in range(blocks)]
-        layers += [ACTIVATIONS[activation](), nn.Conv2d(ch, out_channels, 3, padding=1)]
+        layers += [ACTIVATIONS[activation](), nn.ConvTranspose2d(ch, out_channels, 4, stride=2, padding=1)]
         self.net = nn.Sequential(*layers)
-        self.in_channels = width * 2 ** downs
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
+
+
+def mlp(sizes: list[int], activation: str) -> nn.Sequential:
+    """Linear layers with ``activation`` between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
 
 
 # --------------------------------------------------------------------------------------
@@ -230,7 +252,7 @@ class VAEOutput:
 
 
 @register_model("vae", kind="vae", config_cls=VAEConfig,
-                description="beta-VAE / conditional VAE: ResNet-style conv encoder-decoder, Bernoulli/Gaussian/logistic")
+                description="beta-VAE: conv (ResNet-style) or MLP encoder-decoder, Bernoulli/Gaussian/logistic")
 class VAE(nn.Module):
     """Beta-VAE, or a conditional VAE when ``num_classes`` > 0 (registered as "vae" and "cvae")."""
 
@@ -239,14 +261,26 @@ class VAE(nn.Module):
         config.validate()
         self.config = config
         c = config
-        downs = _DOWNS[c.image_size]
-        self.side = c.image_size // 2 ** downs  # 7 (28 px) or 8 (32, 64 px)
-        self.encoder = ConvEncoder(c.channels, c.width, downs, c.blocks, c.activation)
-        feat = self.encoder.out_channels * self.side * self.side
-        self.to_posterior = nn.Linear(feat + c.num_classes, 2 * c.latent_dim)  # -> (mu, logvar)
-        self.from_latent = nn.Linear(c.latent_dim + c.num_classes, feat)
-        self.decoder = ConvDecoder(likelihood_channels(c.likelihood, c.channels), c.width, downs, c.blocks,
-                                   c.activation)
+        out_channels = likelihood_channels(c.likelihood, c.channels)
+        if c.arch == "conv":
+            downs = _DOWNS[c.image_size]
+            self.side = c.image_size // 2 ** downs  # 7 (28 px) or 8 (32, 64 px)
+            self.encoder = ConvEncoder(c.channels, c.width, downs, c.blocks, c.activation)
+            feat = self.encoder.out_channels * self.side * self.side
+            self.to_posterior = nn.Linear(feat + c.num_classes, 2 * c.latent_dim)  # -> (mu, logvar)
+            self.from_latent = nn.Linear(c.latent_dim + c.num_classes, feat)
+            self.decoder = ConvDecoder(out_channels, c.width, downs, c.blocks, c.activation)
+        else:
+            pixels = c.image_size * c.image_size
+            hidden = [c.hidden] * c.layers
+            # encoder: flattened image -> hidden (the head adds the label); decoder: [z, label] -> params
+            self.encoder = mlp([c.channels * pixels, *hidden], c.activation) if c.layers else nn.Identity()
+            if c.layers:
+                self.encoder.append(ACTIVATIONS[c.activation]())
+            feat = c.hidden if c.layers else c.channels * pixels
+            self.to_posterior = nn.Linear(feat + c.num_classes, 2 * c.latent_dim)
+            self.from_latent = nn.Identity()
+            self.decoder = mlp([c.latent_dim + c.num_classes, *hidden, out_channels * pixels], c.activation)
         if c.likelihood == "gaussian":
             self.log_sigma = nn.Parameter(torch.full((1, c.channels, 1, 1), math.log(c.sigma)))
 
@@ -268,7 +302,7 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x): (mu, logvar), each (B, latent_dim)."""
-        h = self.encoder(x).flatten(1)  # (B, ch * side * side)
+        h = self.encoder(x.flatten(1) if self.config.arch == "mlp" else x).flatten(1)  # (B, features)
         onehot = self._onehot(labels, x.shape[0], x.device)
         if onehot is not None:
             h = torch.cat([h, onehot], dim=1)
@@ -280,6 +314,10 @@ class VAE(nn.Module):
         onehot = self._onehot(labels, z.shape[0], z.device)
         if onehot is not None:
             z = torch.cat([z, onehot.to(z.dtype)], dim=1)
+        c = self.config
+        if c.arch == "mlp":
+            out = self.decoder(z)  # (B, out_channels * H * W)
+            return out.view(z.shape[0], -1, c.image_size, c.image_size)  # (B, C or 2C, H, W)
         h = self.from_latent(z).view(z.shape[0], self.decoder.in_channels, self.side, self.side)  # (B, ch, s, s)
         return self.decoder(h)
 

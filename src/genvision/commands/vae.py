@@ -1,0 +1,167 @@
+"""VAE-family commands: reconstruct, traverse, encode, decode, likelihood.
+
+``genvision generate`` / ``interpolate`` / ``evaluate`` / ``train vae|cvae|vqvae`` cover the rest.
+Heavy imports happen inside the commands so ``genvision --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError, DataError
+
+MODEL_HELP = "VAE, CVAE or VQ-VAE model or run directory."
+
+
+def _load_vae(model_dir: str, no_ema: bool = False):
+    from ..checkpoints import load_pretrained
+
+    return load_pretrained(model_dir, kind="vae", use_ema=not no_ema)
+
+
+def _class_option(value: str | None):
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"--label must be an integer class, got {value!r}") from None
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, help=MODEL_HELP)
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--label", help="Class of the images (conditional models).")
+@click.option("--to-class", "to_class", help="CVAE: decode with this class instead ('all': one column per class).")
+@click.option("-o", "--output", default="reconstruction.png", show_default=True, type=click.Path(),
+              help="Grid PNG: originals above their reconstructions.")
+@click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
+def reconstruct(model_dir, images, label, to_class, output, no_ema):
+    """Encode and decode IMAGES (originals above reconstructions); CVAE class edits with --to-class."""
+    import torch
+
+    from .. import io as gio
+    from ..tasks import vae as tv
+
+    model = _load_vae(model_dir, no_ema)
+    x = tv.load_images(list(images), model)
+    labels = _class_option(label)
+    meta = {"model": str(model_dir), "images": list(images), "label": labels}
+    if to_class is None:
+        recon = tv.reconstruct(model, x, labels)
+        grid, nrow = torch.cat([x, recon]), x.shape[0]
+    elif to_class == "all":
+        swapped = tv.class_swap_grid(model, x, labels)  # (N*K) rows of K
+        k = model.config.num_classes
+        grid = torch.cat([torch.cat([x[i:i + 1], swapped[i * k:(i + 1) * k]]) for i in range(x.shape[0])])
+        nrow = k + 1
+        meta["to_class"] = "all"
+    else:
+        target = _class_option(to_class)
+        recon = tv.restyle(model, x, labels, target)
+        grid, nrow = torch.cat([x, recon]), x.shape[0]
+        meta["to_class"] = target
+    path = gio.save_grid(grid, output, nrow=nrow, metadata=meta)
+    click.echo(f"wrote {path}")
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, help="VAE or CVAE model or run directory.")
+@click.option("--image", required=True, type=click.Path(), help="Image whose posterior mean is the centre.")
+@click.option("--dims", default="0-9", show_default=True, help="Latent dimensions, one per row: 0-9 or 0,3,5.")
+@click.option("--range", "span", default=3.0, show_default=True, type=float, help="Each row sweeps -R..R.")
+@click.option("--steps", default=9, show_default=True, type=int, help="Images per row.")
+@click.option("--label", help="Class of the image (conditional models).")
+@click.option("-o", "--output", default="traversal.png", show_default=True, type=click.Path())
+def traverse(model_dir, image, dims, span, steps, label, output):
+    """Latent traversal grid: one latent dimension varied per row (beta-VAE disentanglement view)."""
+    from .. import io as gio
+    from ..tasks import vae as tv
+
+    model = _load_vae(model_dir)
+    if tv.is_vq(model):
+        raise ConfigError("traverse needs a continuous latent (a vae or cvae model), not a VQ-VAE")
+    dim_list = tv.parse_dims(dims, model.config.latent_dim)
+    x = tv.load_images([image], model)
+    grid = tv.traverse(model, x[0], dim_list, span=span, steps=steps, labels=_class_option(label))
+    path = gio.save_grid(grid, output, nrow=steps, metadata={"model": str(model_dir), "image": image,
+                                                             "dims": dim_list, "range": span, "steps": steps})
+    click.echo(f"wrote {path}")
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, help=MODEL_HELP)
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--label", help="Class of the images (conditional models).")
+@click.option("-o", "--output", default="latents.npy", show_default=True, type=click.Path(),
+              help=".npy: float32 (N, latent_dim) posterior means, or int64 (N, h, w) VQ token grids.")
+def encode(model_dir, images, label, output):
+    """Encode IMAGES to latents (VAE/CVAE posterior means) or token grids (VQ-VAE) in a .npy file."""
+    import numpy as np
+
+    from ..tasks import vae as tv
+
+    if not str(output).endswith(".npy"):
+        raise ConfigError(f"-o must name a .npy file, got {output}")
+    model = _load_vae(model_dir)
+    latents = tv.encode(model, tv.load_images(list(images), model), _class_option(label))
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    np.save(output, latents, allow_pickle=False)
+    click.echo(f"wrote {output} ({latents.dtype} {latents.shape})")
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, help=MODEL_HELP)
+@click.argument("latents", type=click.Path())
+@click.option("--label", help="Class to decode with (conditional models).")
+@click.option("-o", "--output", default="decoded.png", show_default=True, type=click.Path(), help="Grid PNG.")
+@click.option("--nrow", type=int, help="Images per grid row.")
+def decode(model_dir, latents, label, output, nrow):
+    """Decode a .npy of latents or VQ token grids (as written by encode) to an image grid."""
+    import numpy as np
+
+    from .. import io as gio
+    from ..tasks import vae as tv
+
+    path = Path(latents)
+    if not path.is_file():
+        raise DataError(f"latents file not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path} is not a readable .npy array ({str(exc).splitlines()[0][:80]})") from None
+    model = _load_vae(model_dir)
+    images = tv.decode(model, array, _class_option(label))
+    out = gio.save_grid(images, output, nrow=nrow, metadata={"model": str(model_dir), "latents": str(path)})
+    click.echo(f"wrote {out}")
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, help="VAE or CVAE model or run directory.")
+@click.option("--data", help="Dataset (default: the one the model was trained on).")
+@click.option("--data-root", type=click.Path(), help="Where dataset files live.")
+@click.option("-k", "--k", "k", default=500, show_default=True, type=int, help="Importance samples per image.")
+@click.option("--limit", type=int, help="Only the first N test images.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option("-o", "--output", type=click.Path(), help="Also write the results as JSON.")
+def likelihood(model_dir, data, data_root, k, limit, seed, device, output):
+    """Test-set -ELBO and importance-weighted NLL (nats and bits/dim) with a chosen k."""
+    import json
+
+    from ..tasks.evaluate_vae import evaluate_vae
+
+    if k < 1 or (limit is not None and limit < 1):
+        raise ConfigError("-k and --limit must be >= 1")
+    result = evaluate_vae(model_dir, data=data, data_root=data_root, n=0, k=k, limit=limit, seed=seed,
+                          device=device)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(json.dumps(result.to_json(), indent=2))
+        result.files["json"] = output
+    click.echo(result.table())
+
+
+COMMANDS = [reconstruct, traverse, encode, decode, likelihood]

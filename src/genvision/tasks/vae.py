@@ -1,0 +1,254 @@
+"""Inference with the VAE family (VAE, CVAE, VQ-VAE): reconstruct, encode, decode, traverse,
+interpolate between images, "same style, other class" edits, and fitting the VQ-VAE token prior.
+
+Every function takes a loaded model (``load_pretrained(dir, kind="vae")``) and image batches in
+[-1, 1] (B, C, H, W); :func:`load_images` reads files with the safe loader and resizes them to
+the model's size. Continuous VAEs use the posterior mean ``mu`` as "the" latent of an image;
+VQ-VAEs use the integer token grid (or, for interpolation, its code vectors).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def is_vq(model: nn.Module) -> bool:
+    return getattr(model, "registry_name", "") == "vqvae" or hasattr(model, "quantizer")
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _labels(model: nn.Module, labels, n: int, what: str = "--label") -> torch.Tensor | None:
+    """Class labels (n,) for a conditional model; None for an unconditional one."""
+    k = getattr(model.config, "num_classes", 0)
+    if k == 0:
+        if labels is not None:
+            raise ConfigError(f"this model is unconditional; drop {what}")
+        return None
+    if labels is None:
+        raise ConfigError(f"this model is conditional: give the images' class with {what} (0..{k - 1})")
+    t = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise ConfigError(f"{what}: got {t.numel()} labels for {n} images")
+    if int(t.min()) < 0 or int(t.max()) >= k:
+        raise ConfigError(f"{what} must be in 0..{k - 1}")
+    return t.to(_device(model))
+
+
+def load_images(paths: Sequence[str | Path], model: nn.Module) -> torch.Tensor:
+    """Files -> (N, C, H, W) in [-1, 1] at the model's channels and size (bilinear, antialiased)."""
+    from ..io import load_image_tensor
+
+    if not paths:
+        raise ConfigError("give at least one image")
+    size, channels = model.config.image_size, model.config.channels
+    out = []
+    for path in paths:
+        image = load_image_tensor(path, channels=channels)  # (C, h, w) in [0, 1]
+        if image.shape[1:] != (size, size):
+            image = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True,
+                                  align_corners=False)[0].clamp(0, 1)
+        out.append(image * 2.0 - 1.0)
+    return torch.stack(out)
+
+
+# --- reconstruct / encode / decode ----------------------------------------------------------
+
+
+@torch.no_grad()
+def reconstruct(model: nn.Module, images: torch.Tensor, labels=None) -> torch.Tensor:
+    """Reconstructions in [-1, 1] (decoder mean of the posterior mean / of the token grid)."""
+    x = images.to(_device(model))
+    if is_vq(model):
+        if labels is not None:
+            raise ConfigError("a VQ-VAE is unconditional; drop --label")
+        return model.reconstruct(x).float().cpu()
+    return model.reconstruct(x, _labels(model, labels, x.shape[0])).float().cpu()
+
+
+@torch.no_grad()
+def restyle(model: nn.Module, images: torch.Tensor, labels, target_labels) -> torch.Tensor:
+    """"Same style, other class" (CVAE): encode with the true ``labels``, decode with ``target_labels``."""
+    if getattr(model.config, "num_classes", 0) == 0 or is_vq(model):
+        raise ConfigError("class edits need a conditional VAE (cvae)")
+    x = images.to(_device(model))
+    source = _labels(model, labels, x.shape[0])
+    target = _labels(model, target_labels, x.shape[0], "--to-class")
+    mu, _ = model.encode(x, source)
+    return model.mean_image(model.decode(mu, target)).float().cpu()
+
+
+@torch.no_grad()
+def class_swap_grid(model: nn.Module, images: torch.Tensor, labels) -> torch.Tensor:
+    """(N * K) images: row i is image i's style decoded as every class 0..K-1."""
+    k = model.config.num_classes
+    rows = [restyle(model, images, labels, torch.full((images.shape[0],), c)) for c in range(k)]
+    return torch.stack(rows, dim=1).flatten(0, 1)  # (N, K, C, H, W) -> (N*K, C, H, W)
+
+
+@torch.no_grad()
+def encode(model: nn.Module, images: torch.Tensor, labels=None) -> np.ndarray:
+    """Latents as a NumPy array: float32 posterior means (N, latent_dim) for VAEs, int64 token
+    grids (N, h, w) for VQ-VAEs."""
+    x = images.to(_device(model))
+    if is_vq(model):
+        if labels is not None:
+            raise ConfigError("a VQ-VAE is unconditional; drop --label")
+        return model.encode(x).cpu().numpy().astype(np.int64)
+    mu, _ = model.encode(x, _labels(model, labels, x.shape[0]))
+    return mu.float().cpu().numpy()
+
+
+@torch.no_grad()
+def decode(model: nn.Module, latents: np.ndarray | torch.Tensor, labels=None) -> torch.Tensor:
+    """The inverse of :func:`encode`: images in [-1, 1] from latents / token grids."""
+    z = torch.as_tensor(np.asarray(latents))
+    if is_vq(model):
+        if z.is_floating_point() or z.dim() != 3:
+            raise ConfigError(f"a VQ-VAE decodes integer token grids (N, {model.config.grid}, {model.config.grid}); "
+                              f"got {z.dtype} {tuple(z.shape)}")
+        return model.decode(z.to(_device(model))).float().cpu()
+    if z.dim() == 1:
+        z = z[None]
+    if not z.is_floating_point() or z.dim() != 2 or z.shape[1] != model.config.latent_dim:
+        raise ConfigError(f"this VAE decodes float latents (N, {model.config.latent_dim}); got {z.dtype} "
+                          f"{tuple(z.shape)}")
+    if not torch.isfinite(z).all():
+        raise ConfigError("latents must be finite")
+    z = z.float().to(_device(model))
+    return model.mean_image(model.decode(z, _labels(model, labels, z.shape[0]))).float().cpu()
+
+
+# --- traversal and interpolation ------------------------------------------------------------
+
+
+def parse_dims(spec: str, latent_dim: int) -> list[int]:
+    """"0-9" / "3" / "0,2,5-7" -> dimension indices, each in 0..latent_dim-1."""
+    dims: list[int] = []
+    try:
+        for part in str(spec).split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                if hi < lo:
+                    raise ConfigError(f"--dims range {part!r} is empty (write low-high)")
+                dims.extend(range(lo, hi + 1))
+            else:
+                dims.append(int(part))
+    except ValueError:
+        raise ConfigError(f"--dims must look like 0-9 or 0,3,5; got {spec!r}") from None
+    bad = [d for d in dims if not 0 <= d < latent_dim]
+    if bad or not dims:
+        raise ConfigError(f"--dims must lie in 0..{latent_dim - 1} (the latent size); got {spec!r}")
+    return dims
+
+
+@torch.no_grad()
+def traverse(model: nn.Module, image: torch.Tensor, dims: Sequence[int], *, span: float = 3.0, steps: int = 9,
+             labels=None) -> torch.Tensor:
+    """Latent traversal (len(dims) * steps images): row r sets z[dims[r]] to each of
+    ``linspace(-span, span, steps)`` with the other dimensions at the image's posterior mean —
+    the disentanglement view for beta-VAEs."""
+    if is_vq(model):
+        raise ConfigError("traverse needs a continuous latent (a vae or cvae model), not a VQ-VAE")
+    if span <= 0 or steps < 2:
+        raise ConfigError(f"--range must be > 0 and --steps >= 2, got {span} and {steps}")
+    latent_dim = model.config.latent_dim
+    bad = [d for d in dims if not 0 <= d < latent_dim]
+    if bad:
+        raise ConfigError(f"--dims must lie in 0..{latent_dim - 1}; got {bad}")
+    x = image.reshape(1, *image.shape[-3:]).to(_device(model))
+    label = _labels(model, labels, 1)
+    mu, _ = model.encode(x, label)  # (1, D)
+    values = torch.linspace(-span, span, steps, device=mu.device)
+    z = mu.repeat(len(dims) * steps, 1)  # (rows * steps, D)
+    for r, d in enumerate(dims):
+        z[r * steps:(r + 1) * steps, d] = values
+    lab = None if label is None else label.expand(z.shape[0])
+    return model.mean_image(model.decode(z, lab)).float().cpu()
+
+
+@torch.no_grad()
+def image_latent(model: nn.Module, images: torch.Tensor, labels=None) -> torch.Tensor:
+    """The latent interpolations walk through: ``mu`` (B, D) for VAEs, quantised code vectors
+    (B, D, h, w) for VQ-VAEs."""
+    x = images.to(_device(model))
+    if is_vq(model):
+        return model.latent_of(x)
+    mu, _ = model.encode(x, _labels(model, labels, x.shape[0]))
+    return mu
+
+
+@torch.no_grad()
+def interpolate_images(model: nn.Module, a: torch.Tensor, b: torch.Tensor, frames: int = 8, *,
+                       method: str = "slerp", labels=None) -> torch.Tensor:
+    """Frames (frames, C, H, W) decoded along a lerp/slerp path from image a's latent to image b's;
+    the endpoints are exactly the reconstructions of a and b. A CVAE takes one label for both
+    images (``labels`` = int) or a pair (the class is held at a's label along the path)."""
+    from .generate import interpolate_latents
+
+    if labels is not None and not isinstance(labels, int):
+        pair = list(labels)
+        if len(pair) != 2:
+            raise ConfigError("give one --label for both images or two (one each)")
+        la, lb = pair
+    else:
+        la = lb = labels
+    za = image_latent(model, a.reshape(1, *a.shape[-3:]), None if la is None else [la])[0]
+    zb = image_latent(model, b.reshape(1, *b.shape[-3:]), None if lb is None else [lb])[0]
+    path = interpolate_latents(za.cpu(), zb.cpu(), frames, method).to(_device(model))
+    if is_vq(model):
+        return model.generate(path).float().cpu().clamp(-1, 1)
+    lab = _labels(model, None if la is None else [la], 1)
+    lab = None if lab is None else lab.expand(frames)
+    return model.mean_image(model.decode(path, lab)).float().cpu().clamp(-1, 1)
+
+
+# --- the VQ-VAE token prior -----------------------------------------------------------------
+
+
+@torch.no_grad()
+def fit_token_prior(model: nn.Module, dataset, *, batch_size: int = 500, binarize_seed: int | None = 0,
+                    smoothing: float = 0.01, limit: int | None = None) -> torch.Tensor:
+    """Refit a VQ-VAE's per-position categorical prior exactly on ``dataset``'s token grids:
+    pi_ij = (count_ij + smoothing) / (N + K * smoothing). Binarised models encode images
+    binarised with a fixed seed (``binarize_seed``; None = the grey images); ``limit`` = only the
+    first N images. Returns the probs."""
+    if not is_vq(model):
+        raise ConfigError("fit_token_prior needs a VQ-VAE")
+    from .evaluate_vae import binarize_fixed, model_binarizes
+
+    device = _device(model)
+    counts = torch.zeros_like(model.prior_probs, dtype=torch.float64)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    g = torch.Generator().manual_seed(binarize_seed or 0)
+    for start in range(0, n, batch_size):
+        x = dataset.get_batch(torch.arange(start, min(start + batch_size, n)))[0]
+        if model_binarizes(model) and binarize_seed is not None:
+            x = binarize_fixed(x, g)
+        tokens = model.encode(x.to(device))
+        counts += model.token_frequencies(tokens).double() * tokens.shape[0]
+    probs = (counts + smoothing) / (n + model.config.codebook_size * smoothing)
+    model.prior_probs.copy_(probs.float())
+    model.prior_batches.fill_(float(max(1, n // batch_size)))
+    return model.prior_probs
+
+
+__all__ = [
+    "load_images", "reconstruct", "restyle", "class_swap_grid", "encode", "decode", "parse_dims", "traverse",
+    "image_latent", "interpolate_images", "fit_token_prior", "is_vq",
+]
