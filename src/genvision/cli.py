@@ -47,14 +47,16 @@ def _data_overrides(data: str | None, data_root: str | None, device: str | None)
 @click.option("--config", "config_file", type=click.Path(), help="YAML recipe; key=value arguments override it.")
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory from its latest checkpoint.")
 @click.option("--device", help="auto (default), cpu, cuda, cuda:N or mps.")
+@click.option("--arch", help="Architecture within the family, e.g. cnn|resnet|vit for classifier (same as arch=).")
 @click.argument("overrides", nargs=-1)
-def train(family, data, data_root, config_file, resume, device, overrides):
-    """Train a model FAMILY (gan, ...) with key=value recipe overrides, e.g. steps=2000."""
+def train(family, data, data_root, config_file, resume, device, arch, overrides):
+    """Train a model FAMILY (gan, classifier, vae, cvae, vqvae, dit, sr, ...) with key=value overrides."""
     from .training.run import train as run_training
     from .training.trainer import describe
 
+    extra = [f"arch={arch}"] if arch is not None else []
     result = run_training(family, config_file=config_file, resume=resume,
-                          overrides=_data_overrides(data, data_root, device) + list(overrides))
+                          overrides=_data_overrides(data, data_root, device) + extra + list(overrides))
     click.echo(describe(result))
 
 
@@ -74,14 +76,21 @@ def _load_generator(model_dir: str, use_ema: bool):
               help="Grid PNG; a directory name (ending in /) writes one PNG per image.")
 @click.option("--nrow", type=int, help="Images per grid row.")
 @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
-def generate(model_dir, num, seed, class_label, output, nrow, no_ema):
+@click.option("--steps", type=int, help="Sampling steps (diffusion models).")
+@click.option("--cfg", type=float, help="Classifier-free guidance scale, 1 = conditional (diffusion models).")
+@click.option("--sampler", help="ODE sampler: euler, heun or midpoint (diffusion models).")
+@click.option("--temperature", type=float, help="Scale of the prior latents, < 1 for cleaner samples (VAEs).")
+def generate(model_dir, num, seed, class_label, output, nrow, no_ema, steps, cfg, sampler, temperature):
     """Sample images from a trained generator."""
     from . import io as gio
     from .tasks.generate import generate as run_generate
 
     model = _load_generator(model_dir, use_ema=not no_ema)
-    images = run_generate(model, num, seed=seed, class_label=class_label)
-    meta = {"model": str(model_dir), "seed": seed, "n": num, "class": class_label}
+    options = {"steps": steps, "cfg": cfg, "sampler": sampler, "temperature": temperature}
+    sampling = {k: v for k, v in options.items() if v is not None}
+    # Only options given on the command line are passed; tasks.generate refuses ones the model does not take.
+    images = run_generate(model, num, seed=seed, class_label=class_label, **sampling)
+    meta = {"model": str(model_dir), "seed": seed, "n": num, "class": class_label, **sampling}
     if output.endswith(os.sep) or output.endswith("/"):
         for i, image in enumerate(images):
             gio.save_image(image, Path(output) / f"{seed}_{i:05d}.png", metadata={**meta, "index": i})
@@ -99,14 +108,25 @@ def generate(model_dir, num, seed, class_label, output, nrow, no_ema):
 @click.option("--class", "class_label", type=int, help="Class for conditional models.")
 @click.option("-o", "--output", default="interpolation.png", show_default=True, type=click.Path(),
               help="PNG strip, or a .gif animation.")
-def interpolate(model_dir, seeds, frames, method, class_label, output):
-    """Walk the latent space between two seeds (PNG strip or GIF)."""
+@click.option("--images", nargs=2, type=click.Path(), help="VAEs: walk between these two images' latents instead.")
+def interpolate(model_dir, seeds, frames, method, class_label, output, images):
+    """Walk the latent space between two seeds or two images (PNG strip or GIF)."""
     from . import io as gio
     from .tasks.generate import interpolate as run_interpolate
 
-    model = _load_generator(model_dir, use_ema=True)
-    images = run_interpolate(model, tuple(seeds), frames, method=method, class_label=class_label)
-    meta = {"model": str(model_dir), "seeds": list(seeds), "frames": frames, "method": method}
+    if images:
+        from .checkpoints import load_pretrained
+        from .tasks.vae import interpolate_images, load_images
+
+        model = load_pretrained(model_dir, kind="vae")
+        pair = load_images(list(images), model)
+        frames_out = interpolate_images(model, pair[0], pair[1], frames, method=method, labels=class_label)
+        meta = {"model": str(model_dir), "images": list(images), "frames": frames, "method": method}
+        images = frames_out
+    else:
+        model = _load_generator(model_dir, use_ema=True)
+        images = run_interpolate(model, tuple(seeds), frames, method=method, class_label=class_label)
+        meta = {"model": str(model_dir), "seeds": list(seeds), "frames": frames, "method": method}
     if output.lower().endswith(".gif"):
         path = gio.save_gif(images, output, metadata=meta)
     else:
@@ -124,13 +144,21 @@ def interpolate(model_dir, seeds, frames, method, class_label, output):
 @click.option("--batch-size", default=500, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--class", "class_label", type=int, help="Evaluate one class of a conditional generator.")
+@click.option("--scale", type=int, help="Super-resolution: 2, 3 or 4 (checked against the model; needed for bicubic).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("-o", "--output", default="evaluation.json", show_default=True, type=click.Path(),
               help="JSON results (a confusion-matrix PNG is written beside it for classifiers).")
-def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size, seed, class_label, device, output):
+def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size, seed, class_label, scale, device,
+             output):
     """Measure a model offline: FID/KID/precision-recall for generators, accuracy for classifiers."""
     from .tasks.evaluate import evaluate as run_evaluate
 
+    if scale is not None or model_dir == "bicubic":  # super-resolution: PSNR/SSIM (Set5/Set14 protocol)
+        from .sr.evaluate import evaluate_sr
+
+        click.echo(evaluate_sr(model_dir, data=data, data_root=data_root, scale=scale, device=device,
+                               output=output).table())
+        return
     result = run_evaluate(model_dir, data=data, data_root=data_root, n=num, features=features,
                           fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,
                           device=device, output=output)

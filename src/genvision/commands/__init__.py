@@ -5,4 +5,8 @@ Modules must import heavy dependencies inside their command functions so ``genvi
 stays fast.
 """
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "genvision.commands.transformers",
+    "genvision.commands.vae",
+    "genvision.commands.sr",
+]

@@ -272,6 +272,7 @@ EVALUATORS = {
     "diffusion": evaluate_generator_model,
     "classifier": evaluate_classifier_model,
     "vae": "genvision.tasks.evaluate_vae:evaluate_vae_model",
+    "sr": "genvision.sr.evaluate:evaluate_sr_model",
 }
 
 

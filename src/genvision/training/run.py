@@ -27,6 +27,8 @@ FAMILY_MODULES = {
     "vae": "genvision.training.objectives.vae",
     "cvae": "genvision.training.objectives.cvae",
     "vqvae": "genvision.training.objectives.vqvae",
+    "sr": "genvision.training.objectives.sr",
+    "srgan": "genvision.training.objectives.srgan",
 }
 
 
@@ -87,7 +89,9 @@ def train(family_name: str, *, config_file: str | Path | None = None, overrides:
 
     device = select_device(recipe.train.device)
     seed_everything(recipe.train.seed)
-    dataset = dataset_from_config(recipe.data, split="train")
+    # A family module may build its own training data from the recipe (SR: LR/HR patch pairs).
+    custom_data = getattr(importlib.import_module(FAMILY_MODULES[family.name]), "build_dataset", None)
+    dataset = custom_data(recipe) if custom_data else dataset_from_config(recipe.data, split="train")
     model, objective = family.build(recipe, data_info(dataset))
     model.to(device)
     if evaluate is None and recipe.train.eval_every > 0:

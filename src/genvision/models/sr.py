@@ -1,0 +1,266 @@
+"""Super-resolution networks: bicubic (the baseline), ESPCN, EDSR-style, and the SRGAN pair.
+
+Every model of kind ``"sr"`` maps an RGB batch in [0, 1] ``(B, C, h, w)`` to ``(B, C, s*h, s*w)``
+(not clamped: clamp when quantising), with ``config.scale`` in {2, 3, 4} and ``config.channels``.
+
+* :class:`BicubicSR` — MATLAB bicubic upsampling (``genvision.sr.degrade.imresize``); no
+  weights, still saved/loaded as a model directory (an empty safetensors file).
+* :class:`ESPCN` — Shi et al. 2016: conv5x5-tanh, conv3x3-tanh, conv3x3 to ``C*s^2`` channels,
+  pixel shuffle ("efficient sub-pixel convolution"): all convolutions at LR resolution.
+* :class:`EDSR` — Lim et al. 2017: residual blocks without batch norm (conv-ReLU-conv, output
+  scaled by ``res_scale`` before the skip), a global skip over the body, a pixel-shuffle
+  upsampler (one x2/x3 stage, or two x2 stages for x4), RGB mean shift. Width/depth configurable
+  (``width=64, depth=16`` is EDSR-baseline).
+* :class:`SRGAN` — a pixel-loss generator (ESPCN or EDSR, by name) plus a VGG-style
+  discriminator (Ledig et al. 2017) for adversarial refinement; ``forward`` is the generator's,
+  so a refined model upscales and evaluates like any other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import register_model
+
+SCALES = (2, 3, 4)
+GENERATOR_ARCHS = ("espcn", "edsr")
+# Mean RGB of DIV2K, subtracted at the input and added back at the output by EDSR (its MeanShift).
+_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def _check_common(name: str, scale: int, channels: int) -> None:
+    if scale not in SCALES:
+        raise ConfigError(f"{name} scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
+    if channels not in (1, 3):
+        raise ConfigError(f"{name} channels must be 1 or 3, got {channels}")
+
+
+# --------------------------------------------------------------------------------------
+# Bicubic
+
+
+@dataclass
+class BicubicConfig:
+    scale: int = 4  # upscaling factor: 2, 3 or 4
+    channels: int = 3  # any channel count works; recorded for symmetry with the learned models
+
+    def validate(self) -> None:
+        _check_common("bicubic", self.scale, self.channels)
+
+
+@register_model("bicubic", kind="sr", config_cls=BicubicConfig)
+class BicubicSR(nn.Module):
+    """MATLAB-compatible bicubic upsampling (the SR baseline); no weights."""
+
+    def __init__(self, config: BicubicConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        from ..sr.degrade import imresize
+
+        return imresize(lr, self.config.scale)  # (B, C, s*h, s*w)
+
+
+# --------------------------------------------------------------------------------------
+# ESPCN
+
+
+@dataclass
+class ESPCNConfig:
+    scale: int = 3  # upscaling factor: 2, 3 or 4
+    channels: int = 3  # image channels in and out
+    width: int = 64  # channels of the first (5x5) layer; the paper's n1
+    mid_width: int = 32  # channels of the second (3x3) layer; the paper's n2
+    activation: str = "tanh"  # tanh (the paper) | relu
+
+    def validate(self) -> None:
+        _check_common("espcn", self.scale, self.channels)
+        if self.width < 1 or self.mid_width < 1:
+            raise ConfigError(f"espcn width and mid_width must be >= 1, got {self.width}, {self.mid_width}")
+        if self.activation not in ("tanh", "relu"):
+            raise ConfigError(f"espcn activation must be tanh or relu, got {self.activation!r}")
+
+
+@register_model("espcn", kind="sr", config_cls=ESPCNConfig)
+class ESPCN(nn.Module):
+    """ESPCN (Shi et al. 2016): three LR-resolution convolutions and a pixel shuffle."""
+
+    def __init__(self, config: ESPCNConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        c, s = config.channels, config.scale
+        act = nn.Tanh if config.activation == "tanh" else nn.ReLU
+        self.body = nn.Sequential(
+            nn.Conv2d(c, config.width, 5, padding=2), act(),
+            nn.Conv2d(config.width, config.mid_width, 3, padding=1), act(),
+            nn.Conv2d(config.mid_width, c * s * s, 3, padding=1),
+        )
+        self.shuffle = nn.PixelShuffle(s)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.body(lr))  # (B, C*s*s, h, w) -> (B, C, s*h, s*w)
+
+
+# --------------------------------------------------------------------------------------
+# EDSR
+
+
+@dataclass
+class EDSRConfig:
+    scale: int = 3  # upscaling factor: 2, 3 or 4
+    channels: int = 3  # image channels in and out
+    width: int = 64  # feature channels (EDSR-baseline 64, EDSR 256)
+    depth: int = 16  # residual blocks (EDSR-baseline 16, EDSR 32)
+    res_scale: float = 1.0  # residual scaling (EDSR uses 0.1 at width 256 for stability)
+    mean_shift: bool = True  # subtract/add the DIV2K RGB mean around the network (3 channels only)
+
+    def validate(self) -> None:
+        _check_common("edsr", self.scale, self.channels)
+        if self.width < 1 or self.depth < 0:
+            raise ConfigError(f"edsr width must be >= 1 and depth >= 0, got {self.width}, {self.depth}")
+        if not self.res_scale > 0:
+            raise ConfigError(f"edsr res_scale must be > 0, got {self.res_scale}")
+
+
+class ResBlock(nn.Module):
+    """conv3x3-ReLU-conv3x3, scaled, plus the input; no batch norm (EDSR's key change to SRResNet)."""
+
+    def __init__(self, width: int, res_scale: float):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x))) * self.res_scale
+
+
+def pixel_shuffle_upsampler(width: int, scale: int) -> nn.Sequential:
+    """conv to ``width*r^2`` + PixelShuffle(r): one stage for x2/x3, two x2 stages for x4."""
+    stages = [2, 2] if scale == 4 else [scale]
+    layers: list[nn.Module] = []
+    for r in stages:
+        layers += [nn.Conv2d(width, width * r * r, 3, padding=1), nn.PixelShuffle(r)]
+    return nn.Sequential(*layers)
+
+
+@register_model("edsr", kind="sr", config_cls=EDSRConfig)
+class EDSR(nn.Module):
+    """EDSR-style residual SR network (Lim et al. 2017): no BN, residual scaling, pixel shuffle."""
+
+    def __init__(self, config: EDSRConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        c, f = config.channels, config.width
+        self.head = nn.Conv2d(c, f, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(f, config.res_scale) for _ in range(config.depth)],
+                                  nn.Conv2d(f, f, 3, padding=1))
+        self.upsample = pixel_shuffle_upsampler(f, config.scale)
+        self.tail = nn.Conv2d(f, c, 3, padding=1)
+        mean = torch.tensor(_RGB_MEAN if (c == 3 and config.mean_shift) else (0.0,) * c).view(1, c, 1, 1)
+        self.register_buffer("rgb_mean", mean, persistent=False)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        x = self.head(lr - self.rgb_mean)  # (B, F, h, w)
+        x = x + self.body(x)  # global residual over the body
+        x = self.upsample(x)  # (B, F, s*h, s*w)
+        return self.tail(x) + self.rgb_mean  # (B, C, s*h, s*w)
+
+
+# --------------------------------------------------------------------------------------
+# SRGAN: a generator plus a discriminator
+
+
+@dataclass
+class SRGANConfig:
+    arch: str = "edsr"  # the generator: espcn | edsr
+    generator: dict[str, Any] = field(default_factory=dict)  # the generator's config fields
+    scale: int = 4  # upscaling factor (copied into the generator's config)
+    channels: int = 3
+    d_width: int = 64  # discriminator base channels (doubled every second block, up to 8x)
+    d_blocks: int = 4  # discriminator stages, each conv3x3 + strided conv3x3 (halves the size)
+
+    def validate(self) -> None:
+        _check_common("srgan", self.scale, self.channels)
+        if self.arch not in GENERATOR_ARCHS:
+            raise ConfigError(f"srgan arch must be one of {', '.join(GENERATOR_ARCHS)}, got {self.arch!r}")
+        if self.d_width < 1 or self.d_blocks < 1:
+            raise ConfigError(f"srgan d_width and d_blocks must be >= 1, got {self.d_width}, {self.d_blocks}")
+        self.generator_config()
+
+    def generator_config(self):
+        from ..config import build_dataclass
+        from ..registry import get_entry
+
+        cls = get_entry(self.arch).config_cls
+        values = dataclasses.asdict(self.generator) if dataclasses.is_dataclass(self.generator) else dict(self.generator)
+        values.update(scale=self.scale, channels=self.channels)
+        return build_dataclass(cls, values, "generator")
+
+
+class SRDiscriminator(nn.Module):
+    """VGG-style discriminator (SRGAN): conv3x3 + strided conv3x3 stages with LeakyReLU(0.2), global
+    average pooling (so any patch size works), then a linear logit. ``features`` returns the stage
+    outputs, used for the feature-matching loss."""
+
+    def __init__(self, channels: int, width: int, blocks: int):
+        super().__init__()
+        stages, c_in = [], channels
+        for i in range(blocks):
+            c_out = width * min(2 ** (i // 2 + (i % 2)), 8)
+            stages.append(nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(c_out, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)))
+            c_in = c_out
+        self.stages = nn.ModuleList(stages)
+        self.head = nn.Linear(c_in, 1)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        x = x * 2.0 - 1.0  # [0, 1] -> [-1, 1]
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)[-1].mean(dim=(2, 3))).squeeze(1)  # (B,)
+
+
+@register_model("srgan", kind="sr", config_cls=SRGANConfig)
+class SRGAN(nn.Module):
+    """SRGAN-style pair: an ESPCN/EDSR generator (``forward``) and a VGG-style discriminator."""
+
+    def __init__(self, config: SRGANConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        from ..registry import create_model
+
+        self.generator = create_model(config.arch, config.generator_config())
+        self.discriminator = SRDiscriminator(config.channels, config.d_width, config.d_blocks)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.generator(lr)
+
+
+def bicubic_model(scale: int, channels: int = 3) -> BicubicSR:
+    """The built-in ``bicubic`` baseline of a given scale (what ``--model bicubic`` resolves to)."""
+    model = BicubicSR(BicubicConfig(scale=scale, channels=channels))
+    model.model_dir = "bicubic"
+    return model.eval()
+
+
+__all__ = ["SCALES", "BicubicConfig", "BicubicSR", "ESPCNConfig", "ESPCN", "EDSRConfig", "EDSR", "ResBlock",
+           "SRGANConfig", "SRGAN", "SRDiscriminator", "bicubic_model", "pixel_shuffle_upsampler"]

@@ -1,0 +1,250 @@
+"""SRGAN-style adversarial refinement: ``genvision train srgan --data folder:HR init=RUN_OR_MODEL_DIR``.
+
+Starting from a pixel-loss model (``init``: an sr run or model directory; its arch, scale and
+config are taken over), the generator G is trained against a VGG-style discriminator D
+(Ledig et al. 2017; weights as ESRGAN, Wang et al. 2018):
+
+    L_D = E[softplus(-D(HR))] + E[softplus(D(G(LR)))]                    (non-saturating GAN)
+    L_G = w_pix * |G(LR) - HR|_1 + w_feat * L_feat(G(LR), HR) + w_adv * E[softplus(-D(G(LR)))]
+
+The feature ("perceptual") loss ``L_feat`` is one of:
+
+* ``vgg`` — L1 between VGG19 ``conv5_4`` features (before the ReLU, as ESRGAN), ImageNet-normalised.
+  Needs ``objective.vgg_weights=PATH`` to torchvision's ``vgg19`` weights (e.g.
+  ``vgg19-dcbb9e9d.pth``, or a .safetensors of the same state dict): genvision downloads nothing.
+* ``dfeat`` — feature matching on the discriminator's own stage outputs (Salimans et al. 2016;
+  pix2pixHD): L1 between D's features of G(LR) and of HR. It is *not* a perceptual network
+  trained on ImageNet; it is the honest default when no VGG weights are available offline, and
+  runs are labelled with the loss they used (``feature_loss`` in the saved recipe and logs).
+* ``none`` — adversarial + pixel loss only.
+
+``perceptual=auto`` picks ``vgg`` when ``vgg_weights`` is set, else ``dfeat``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...config import TrainConfig
+from ...errors import ConfigError
+from ..objective import DataInfo, Objective, StepContext
+from .sr import ARCHS, SRDataConfig, SRSampleMixin, arch_config, cosine_scheduler, make_adam
+
+PERCEPTUAL = ("auto", "vgg", "dfeat", "none")
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class SRGANObjectiveConfig:
+    lr_g: float = 1e-4  # Adam lr of the generator
+    lr_d: float = 1e-4  # Adam lr of the discriminator
+    betas: tuple[float, float] = (0.9, 0.999)
+    pixel_weight: float = 1e-2  # w_pix (ESRGAN)
+    feature_weight: float = 1.0  # w_feat
+    adversarial_weight: float = 5e-3  # w_adv (ESRGAN)
+    perceptual: str = "auto"  # auto | vgg | dfeat | none (see the module docstring)
+    vgg_weights: str | None = None  # torchvision vgg19 state dict (.pth / .safetensors) for perceptual=vgg
+    warmup_steps: int = 0
+    schedule: str = "constant"  # constant | cosine
+    min_lr_ratio: float = 0.1
+
+    def validate(self) -> None:
+        if self.perceptual not in PERCEPTUAL:
+            raise ConfigError(f"perceptual must be one of {', '.join(PERCEPTUAL)}, got {self.perceptual!r}")
+        if self.perceptual == "vgg" and not self.vgg_weights:
+            raise ConfigError("perceptual=vgg needs objective.vgg_weights=PATH (torchvision vgg19 weights); "
+                              "genvision does not download them")
+        if self.vgg_weights and not Path(self.vgg_weights).expanduser().is_file():
+            raise ConfigError(f"vgg_weights file not found: {self.vgg_weights}")
+        if min(self.lr_g, self.lr_d) <= 0:
+            raise ConfigError("lr_g and lr_d must be > 0")
+        if min(self.pixel_weight, self.feature_weight, self.adversarial_weight) < 0:
+            raise ConfigError("loss weights must be >= 0")
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"schedule must be cosine or constant, got {self.schedule!r}")
+
+    @property
+    def feature_loss(self) -> str:
+        if self.perceptual == "auto":
+            return "vgg" if self.vgg_weights else "dfeat"
+        return self.perceptual
+
+
+@dataclass
+class SRGANRecipe:
+    init: str | None = None  # sr run / model directory whose generator starts the refinement (recommended)
+    arch: str = "edsr"  # generator arch when there is no init: espcn | edsr
+    scale: int = 4  # upscaling factor (taken from init when given)
+    model: dict[str, Any] = field(default_factory=dict)  # generator config fields (taken from init when given)
+    d_width: int = 64  # discriminator base width
+    d_blocks: int = 4  # discriminator stages (each halves the patch)
+    objective: SRGANObjectiveConfig = field(default_factory=SRGANObjectiveConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=5000, batch_size=16, ema=True, ema_decay=0.999, sample_every=1000, ckpt_every=1000))
+    data: SRDataConfig = field(default_factory=SRDataConfig)
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"unknown sr arch {self.arch!r}; choose from {', '.join(ARCHS)}")
+        if self.scale not in (2, 3, 4):
+            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        if self.data.patch_size % self.scale:
+            raise ConfigError(f"data.patch_size ({self.data.patch_size}) must be a multiple of scale ({self.scale})")
+        self.objective.validate()
+
+
+def _init_model(recipe: SRGANRecipe):
+    """Load ``init`` and copy its arch / scale / config into the recipe; returns the generator."""
+    from ...checkpoints import load_pretrained
+    from ...models.sr import SRGAN
+
+    if not recipe.init:
+        return None
+    loaded = load_pretrained(recipe.init, kind="sr", use_ema=True)
+    generator = loaded.generator if isinstance(loaded, SRGAN) else loaded
+    arch = getattr(generator, "registry_name", None)
+    if arch not in ARCHS:
+        raise ConfigError(f"init must hold an espcn or edsr model (or an srgan), got {arch}")
+    recipe.arch = arch
+    recipe.scale = generator.config.scale
+    recipe.model = dataclasses.asdict(generator.config)
+    return generator
+
+
+class VGGFeatures(nn.Module):
+    """Frozen torchvision VGG19 up to conv5_4 (before its ReLU), from a user-supplied weights file."""
+
+    def __init__(self, weights_path: str):
+        super().__init__()
+        from torchvision.models import vgg19
+
+        path = Path(weights_path).expanduser()
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        net = vgg19()
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ConfigError(f"{path} is not a torchvision vgg19 state dict ({str(exc).splitlines()[0][:80]})") from None
+        self.features = net.features[:35].eval().requires_grad_(False)  # up to conv5_4, no ReLU
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features((x - self.mean) / self.std)
+
+
+class SRGANObjective(SRSampleMixin, Objective):
+    """Alternating D and G updates; G's fakes from one forward pass serve both."""
+
+    name = "srgan"
+
+    def __init__(self, model: nn.Module, config: SRGANObjectiveConfig, data: DataInfo, *, scale: int,
+                 total_steps: int):
+        super().__init__(model, config, data)
+        config.validate()
+        self.scale, self.total_steps = scale, total_steps
+        self.feature_loss = config.feature_loss
+        self.vgg = VGGFeatures(config.vgg_weights) if self.feature_loss == "vgg" else None
+        self._opts: dict[str, torch.optim.Optimizer] | None = None
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        if self._opts is None:
+            cfg = self.config
+            self._opts = {"generator": make_adam(self.model.generator.parameters(), cfg.lr_g, cfg.betas),
+                          "discriminator": make_adam(self.model.discriminator.parameters(), cfg.lr_d, cfg.betas)}
+        return self._opts
+
+    def lr_schedulers(self):
+        cfg = self.config
+        return {name: cosine_scheduler(opt, total_steps=self.total_steps, warmup_steps=cfg.warmup_steps,
+                                       schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio)
+                for name, opt in self.optimizers().items()}
+
+    def ema_target(self) -> nn.Module:
+        return self.model.generator
+
+    def _features(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        if self.feature_loss == "vgg":
+            if self.vgg.mean.device != sr.device:
+                self.vgg.to(sr.device)
+            with torch.no_grad():
+                target = self.vgg(hr)
+            return F.l1_loss(self.vgg(sr), target)
+        if self.feature_loss == "dfeat":
+            d = self.model.discriminator
+            with torch.no_grad():
+                targets = d.features(hr)
+            return sum(F.l1_loss(f, t) for f, t in zip(d.features(sr), targets)) / len(targets)
+        return sr.new_zeros(())
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        lr, hr = batch
+        self._remember(lr, hr)
+        g, d, cfg = self.model.generator, self.model.discriminator, self.config
+        with ctx.autocast():
+            sr = g(lr)
+        sr = sr.float()
+        # D step on the detached fakes
+        d_loss = F.softplus(-d(hr)).mean() + F.softplus(d(sr.detach())).mean()
+        ctx.update(d_loss, "discriminator")
+        # G step: D's weights get no gradients (they are not being updated here)
+        d.requires_grad_(False)
+        try:
+            pix = F.l1_loss(sr, hr)
+            feat = self._features(sr, hr)
+            adv = F.softplus(-d(sr)).mean()
+            g_loss = cfg.pixel_weight * pix + cfg.feature_weight * feat + cfg.adversarial_weight * adv
+            ctx.update(g_loss, "generator")
+        finally:
+            d.requires_grad_(True)
+        return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach(), "loss_pixel": pix.detach(),
+                "loss_feature": feat.detach(), "loss_adv": adv.detach()}
+
+
+RECIPE = SRGANRecipe
+DESCRIPTION = ("SRGAN-style refinement of an sr model (init=DIR): discriminator + adversarial + feature loss "
+               "(VGG19 with vgg_weights=PATH, else feature matching on D) + L1")
+
+
+def build(recipe: SRGANRecipe, data: DataInfo) -> tuple[nn.Module, SRGANObjective]:
+    from ...models.sr import SRGAN, SRGANConfig
+
+    generator = _init_model(recipe)
+    recipe.validate()
+    gen_config = arch_config(recipe.arch, recipe.model, recipe.scale)
+    recipe.model = dataclasses.asdict(gen_config)
+    config = SRGANConfig(arch=recipe.arch, generator=dict(recipe.model), scale=recipe.scale,
+                         channels=gen_config.channels, d_width=recipe.d_width, d_blocks=recipe.d_blocks)
+    model = SRGAN(config)
+    if generator is not None:
+        model.generator.load_state_dict(generator.state_dict())
+    return model, SRGANObjective(model, recipe.objective, data, scale=recipe.scale, total_steps=recipe.train.steps)
+
+
+def build_dataset(recipe: SRGANRecipe):
+    from .sr import build_dataset as sr_dataset
+
+    if recipe.init:  # the patches must match init's scale
+        from ...checkpoints import read_model_card
+
+        card = read_model_card(recipe.init)
+        scale = card.get("config", {}).get("scale")
+        if isinstance(scale, int):
+            recipe.scale = scale
+    return sr_dataset(recipe)
+
+
+__all__ = ["RECIPE", "DESCRIPTION", "build", "build_dataset", "SRGANRecipe", "SRGANObjectiveConfig",
+           "SRGANObjective", "VGGFeatures", "PERCEPTUAL"]
