@@ -26,6 +26,20 @@ class DataInfo:
     num_classes: int  # 0 for unlabelled data
 
 
+def fit_config_to_data(cfg, data: DataInfo, conditional: bool):
+    """Copy of a model config with channels, image_size and num_classes taken from the data."""
+    import dataclasses
+
+    from ..errors import ConfigError
+
+    if conditional and data.num_classes <= 0:
+        raise ConfigError("conditional=true needs a labelled dataset, but this one has no classes")
+    fitted = dataclasses.replace(cfg, channels=data.channels, image_size=data.image_size,
+                                 num_classes=data.num_classes if conditional else 0)
+    fitted.validate()
+    return fitted
+
+
 class StepContext:
     """Handed to :meth:`Objective.train_step`; guards every optimizer update."""
 

@@ -35,6 +35,7 @@ from torch import nn
 from ...config import DataConfig, TrainConfig
 from ...errors import ConfigError
 from ..objective import DataInfo, Objective, StepContext
+from ..optim import fast_optimizer
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -236,10 +237,7 @@ def make_optimizer(model: nn.Module, cfg: ClassifyObjectiveConfig) -> torch.opti
     else:
         kwargs = dict(lr=cfg.lr, betas=(0.9, 0.999))
         cls = torch.optim.AdamW
-    try:
-        return cls(groups, fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):  # device/dtype without a fused kernel
-        return cls(groups, foreach=True, **kwargs)
+    return fast_optimizer(cls, groups, **kwargs)
 
 
 class ClassifyObjective(Objective):

@@ -19,7 +19,6 @@ unconditional field used by guidance.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -29,7 +28,8 @@ from torch import nn
 from ...config import DataConfig, TrainConfig
 from ...errors import ConfigError
 from ...models.dit import DiTConfig
-from ..objective import DataInfo, Objective, StepContext
+from ..objective import DataInfo, Objective, StepContext, fit_config_to_data
+from ..optim import fast_optimizer
 from .classify import lr_factor
 
 TIME_SAMPLINGS = ("uniform", "logit-normal")
@@ -92,13 +92,7 @@ def sample_times(n: int, how: str, device) -> torch.Tensor:
 # The recipe
 
 
-def fit_model_config_to_data(cfg: DiTConfig, data: DataInfo, conditional: bool) -> DiTConfig:
-    if conditional and data.num_classes <= 0:
-        raise ConfigError("conditional=true needs a labelled dataset, but this one has no classes")
-    fitted = dataclasses.replace(cfg, channels=data.channels, image_size=data.image_size,
-                                 num_classes=data.num_classes if conditional else 0)
-    fitted.validate()
-    return fitted
+fit_model_config_to_data = fit_config_to_data
 
 
 @dataclass
@@ -142,10 +136,7 @@ class FlowObjective(Objective):
             decay = [p for p in self.model.parameters() if p.ndim >= 2]
             no_decay = [p for p in self.model.parameters() if p.ndim < 2]
             groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-            try:
-                self._optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=True)
-            except (RuntimeError, TypeError, ValueError):
-                self._optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, foreach=True)
+            self._optimizer = fast_optimizer(torch.optim.AdamW, groups, lr=cfg.lr, betas=cfg.betas)
         return {"model": self._optimizer}
 
     def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:

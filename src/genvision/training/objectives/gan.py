@@ -15,7 +15,6 @@ The recipe (:class:`GANRecipe`) is the dataclass that ``genvision train gan`` re
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -26,7 +25,8 @@ from ...augment import diff_augment, parse_policy
 from ...config import DataConfig, TrainConfig
 from ...errors import ConfigError
 from ...models.gan import DCGANConfig
-from ..objective import DataInfo, Objective, StepContext, eval_mode
+from ..objective import DataInfo, Objective, StepContext, eval_mode, fit_config_to_data
+from ..optim import fast_optimizer
 
 LOSSES = ("minimax", "nonsaturating", "hinge", "wgan-gp")
 
@@ -142,14 +142,7 @@ G_LOSSES = {"minimax": g_loss_minimax, "nonsaturating": g_loss_nonsaturating, "h
 # Fitting the model to the data, and the recipe
 
 
-def fit_model_config_to_data(cfg: DCGANConfig, data: DataInfo, conditional: bool) -> DCGANConfig:
-    """Copy of ``cfg`` with channels, image_size and num_classes taken from the dataset."""
-    if conditional and data.num_classes <= 0:
-        raise ConfigError("conditional=true needs a labelled dataset, but this one has no classes")
-    fitted = dataclasses.replace(cfg, channels=data.channels, image_size=data.image_size,
-                                 num_classes=data.num_classes if conditional else 0)
-    fitted.validate()
-    return fitted
+fit_model_config_to_data = fit_config_to_data  # kept name: part of this module's API
 
 
 @dataclass
@@ -170,14 +163,6 @@ class GANRecipe:
 
 # --------------------------------------------------------------------------------------
 # The objective
-
-
-def _adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # device/dtype without a fused kernel
-        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
 
 
 class GANObjective(Objective):
@@ -206,8 +191,10 @@ class GANObjective(Objective):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
-        return {"d": _adam(self.model.discriminator.parameters(), cfg.lr_d, cfg.betas),
-                "g": _adam(self.model.generator.parameters(), cfg.lr_g, cfg.betas)}
+        return {"d": fast_optimizer(torch.optim.Adam, self.model.discriminator.parameters(), lr=cfg.lr_d,
+                                    betas=cfg.betas),
+                "g": fast_optimizer(torch.optim.Adam, self.model.generator.parameters(), lr=cfg.lr_g,
+                                    betas=cfg.betas)}
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.config.diffaugment) if self.config.diffaugment else x

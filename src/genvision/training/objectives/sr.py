@@ -26,6 +26,7 @@ from torch import nn
 from ...config import DataConfig, TrainConfig
 from ...errors import ConfigError
 from ..objective import DataInfo, Objective, StepContext
+from ..optim import fast_optimizer
 from .classify import lr_factor
 
 ARCHS = ("espcn", "edsr")
@@ -118,11 +119,8 @@ def build_dataset(recipe):
 
 
 def make_adam(params, lr: float, betas, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, foreach=True)
+    return fast_optimizer(torch.optim.Adam, [p for p in params if p.requires_grad], lr=lr, betas=tuple(betas),
+                          weight_decay=weight_decay)
 
 
 def cosine_scheduler(optimizer, *, total_steps: int, warmup_steps: int, schedule: str, min_lr_ratio: float):

@@ -14,7 +14,6 @@ Optimisation: Adam or Adamax, a linear lr warm-up over ``lr_warmup_steps`` then 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -23,7 +22,8 @@ from torch import nn
 from ...config import DataConfig, TrainConfig
 from ...errors import ConfigError
 from ...models.vae import VAEConfig
-from ..objective import DataInfo, Objective, StepContext, eval_mode
+from ..objective import DataInfo, Objective, StepContext, eval_mode, fit_config_to_data
+from ..optim import fast_optimizer
 from .classify import lr_factor
 
 BINARIZE = ("auto", "dynamic", "none")
@@ -98,25 +98,12 @@ class VAERecipe:
         self.objective.validate()
 
 
-def fit_model_config_to_data(cfg: VAEConfig, data: DataInfo, conditional: bool) -> VAEConfig:
-    if conditional and data.num_classes <= 0:
-        raise ConfigError("a conditional VAE needs a labelled dataset, but this one has no classes")
-    fitted = dataclasses.replace(cfg, channels=data.channels, image_size=data.image_size,
-                                 num_classes=data.num_classes if conditional else 0)
-    fitted.validate()
-    return fitted
+fit_model_config_to_data = fit_config_to_data
 
 
 def make_optimizer(params, cfg: VAEObjectiveConfig) -> torch.optim.Optimizer:
-    params = list(params)
     cls = torch.optim.Adamax if cfg.optimizer == "adamax" else torch.optim.Adam
-    kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    if cls is torch.optim.Adam:
-        try:
-            return cls(params, fused=True, **kwargs)
-        except (RuntimeError, TypeError, ValueError):  # device/dtype without a fused kernel
-            pass
-    return cls(params, foreach=True, **kwargs)
+    return fast_optimizer(cls, params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
 
 
 class VAEObjective(Objective):

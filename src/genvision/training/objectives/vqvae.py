@@ -19,6 +19,7 @@ from ...config import DataConfig, TrainConfig
 from ...errors import ConfigError
 from ...models.vqvae import VQVAEConfig
 from ..objective import DataInfo, Objective, StepContext, eval_mode
+from ..optim import fast_optimizer
 from .classify import lr_factor
 from .vae import BINARIZE, binarize_batch, uses_binarization
 
@@ -70,13 +71,8 @@ class VQVAEObjective(Objective):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if self._optimizer is None:
-            params = list(self.model.parameters())
-            try:
-                self._optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=tuple(self.config.betas),
-                                                   fused=True)
-            except (RuntimeError, TypeError, ValueError):
-                self._optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=tuple(self.config.betas),
-                                                   foreach=True)
+            self._optimizer = fast_optimizer(torch.optim.Adam, self.model.parameters(), lr=self.config.lr,
+                                             betas=tuple(self.config.betas))
         return {"model": self._optimizer}
 
     def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
