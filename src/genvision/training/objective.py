@@ -40,6 +40,14 @@ def fit_config_to_data(cfg, data: DataInfo, conditional: bool):
     return fitted
 
 
+def check_class_count(model: nn.Module, data: DataInfo) -> None:
+    """A conditional model must have as many classes as the data it trains on."""
+    from ..errors import ConfigError
+
+    if model.config.num_classes > 0 and model.config.num_classes != data.num_classes:
+        raise ConfigError(f"the model has {model.config.num_classes} classes but the dataset has {data.num_classes}")
+
+
 class StepContext:
     """Handed to :meth:`Objective.train_step`; guards every optimizer update."""
 

@@ -62,6 +62,16 @@ class SRObjectiveConfig:
             raise ConfigError("warmup_steps must be >= 0 and min_lr_ratio in [0, 1]")
 
 
+def check_sr_recipe(arch: str, scale: int, patch_size: int) -> None:
+    """The checks every super-resolution recipe (sr, srgan) shares."""
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown sr arch {arch!r}; choose from {', '.join(ARCHS)}")
+    if scale not in (2, 3, 4):
+        raise ConfigError(f"scale must be 2, 3 or 4, got {scale}")
+    if patch_size % scale:
+        raise ConfigError(f"data.patch_size ({patch_size}) must be a multiple of scale ({scale})")
+
+
 @dataclass
 class SRRecipe:
     arch: str = "edsr"  # espcn | edsr
@@ -73,12 +83,7 @@ class SRRecipe:
     data: SRDataConfig = field(default_factory=SRDataConfig)
 
     def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise ConfigError(f"unknown sr arch {self.arch!r}; choose from {', '.join(ARCHS)}")
-        if self.scale not in (2, 3, 4):
-            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
-        if self.data.patch_size % self.scale:
-            raise ConfigError(f"data.patch_size ({self.data.patch_size}) must be a multiple of scale ({self.scale})")
+        check_sr_recipe(self.arch, self.scale, self.data.patch_size)
         self.model_config()
         self.objective.validate()
 
@@ -213,5 +218,5 @@ def build(recipe: SRRecipe, data: DataInfo) -> tuple[nn.Module, SRObjective]:
 
 
 __all__ = ["RECIPE", "DESCRIPTION", "build", "build_dataset", "ARCHS", "SRRecipe", "SRDataConfig",
-           "SRObjectiveConfig", "SRObjective", "arch_config", "make_adam", "cosine_scheduler", "pixel_loss",
+           "SRObjectiveConfig", "SRObjective", "check_sr_recipe", "arch_config", "make_adam", "cosine_scheduler", "pixel_loss",
            "SRSampleMixin"]

@@ -35,7 +35,7 @@ from torch import nn
 from ...config import TrainConfig
 from ...errors import ConfigError
 from ..objective import DataInfo, Objective, StepContext
-from .sr import ARCHS, SRDataConfig, SRSampleMixin, arch_config, cosine_scheduler, make_adam
+from .sr import ARCHS, SRDataConfig, SRSampleMixin, arch_config, check_sr_recipe, cosine_scheduler, make_adam
 
 PERCEPTUAL = ("auto", "vgg", "dfeat", "none")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -92,12 +92,7 @@ class SRGANRecipe:
     data: SRDataConfig = field(default_factory=SRDataConfig)
 
     def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise ConfigError(f"unknown sr arch {self.arch!r}; choose from {', '.join(ARCHS)}")
-        if self.scale not in (2, 3, 4):
-            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
-        if self.data.patch_size % self.scale:
-            raise ConfigError(f"data.patch_size ({self.data.patch_size}) must be a multiple of scale ({self.scale})")
+        check_sr_recipe(self.arch, self.scale, self.data.patch_size)
         self.objective.validate()
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from ...config import DataConfig, TrainConfig
 from ...errors import ConfigError
 from ...models.vae import VAEConfig
-from ..objective import DataInfo, Objective, StepContext, eval_mode, fit_config_to_data
+from ..objective import DataInfo, Objective, StepContext, check_class_count, eval_mode, fit_config_to_data
 from ..optim import fast_optimizer
 from .classify import lr_factor
 
@@ -115,9 +115,7 @@ class VAEObjective(Objective):
         super().__init__(model, config, data)
         config.validate()
         self.conditional = model.config.num_classes > 0
-        if self.conditional and model.config.num_classes != data.num_classes:
-            raise ConfigError(f"the model has {model.config.num_classes} classes but the dataset has "
-                              f"{data.num_classes}")
+        check_class_count(model, data)
         self.binarize = uses_binarization(config.binarize, model.config.likelihood, model.config.channels)
         self.total_steps = total_steps
         self._optimizer: torch.optim.Optimizer | None = None
