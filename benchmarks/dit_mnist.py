@@ -82,6 +82,8 @@ def main() -> None:
     parser.add_argument("--cfg-steps", type=int, default=16)
     parser.add_argument("--heun", action="store_true", help="also Heun at half the steps (same evaluations)")
     parser.add_argument("--train-gan", action="store_true", help="train and score a DCGAN for the same time")
+    parser.add_argument("--skip-dit", action="store_true",
+                        help="train only the DCGAN (to run it beside a DiT process, one core each)")
     parser.add_argument("--part", choices=["train", "eval", "all"], default="all")
     parser.add_argument("--data", default="mnist", help="mnist (the benchmark) or mnist-mini (smoke test)")
     parser.add_argument("--no-record", action="store_true", help="smoke test: print, record nothing")
@@ -89,7 +91,7 @@ def main() -> None:
     save = not args.no_record
     dit_name, gan_name = f"dit-{args.data}-{args.minutes:g}min", f"gan-{args.data}-{args.minutes:g}min"
     info = {}
-    if args.part in ("train", "all"):
+    if args.part in ("train", "all") and not args.skip_dit:
         run_dir, wall, steps = train_for("dit", dit_name, args.minutes, args.data, args.data_root, [])
         info["dit"] = {"recipe": "configs/dit-mnist.yaml (EMA)", "minutes": wall / 60, "steps": steps}
         model = load_pretrained(run_dir, kind="diffusion")
@@ -97,6 +99,7 @@ def main() -> None:
         grid_dir = ROOT / "docs" / "images" if save else run_dir
         gio.save_grid(grid, grid_dir / f"{dit_name}.png", nrow=10,
                       metadata={"model": str(run_dir), "seed": 0, "steps": 16, "sampler": "euler"})
+    if args.part in ("train", "all"):
         if args.train_gan:
             run_dir, wall, steps = train_for("gan", gan_name, args.minutes, args.data, args.data_root,
                                              ["train.sample_every=0"])

@@ -44,12 +44,12 @@ def base_overrides(data: str, data_root: str) -> list[str]:
             "train.sample_every=0"]
 
 
-def measure_steps_per_s(arch: str, data: str, data_root: str, probe_steps: int) -> float:
+def measure_steps_per_s(arch: str, data: str, data_root: str, probe_steps: int, extra: list[str]) -> float:
     """Steady-state steps/s of the recipe: the second logging window of a 2 x probe_steps run."""
     name = f"probe-{arch}-{data}"
     shutil.rmtree(RUNS / name, ignore_errors=True)
     train("classifier", config_file=ROOT / "configs" / f"{arch}-mnist.yaml",
-          overrides=base_overrides(data, data_root) + [f"train.name={name}", f"train.steps={2 * probe_steps}",
+          overrides=base_overrides(data, data_root) + [*extra, f"train.name={name}", f"train.steps={2 * probe_steps}",
                                                        f"train.log_every={probe_steps}",
                                                        f"train.ckpt_every={100 * probe_steps}"], progress=False)
     rows = [json.loads(line) for line in (RUNS / name / "metrics.jsonl").read_text().splitlines()]
@@ -58,14 +58,14 @@ def measure_steps_per_s(arch: str, data: str, data_root: str, probe_steps: int) 
 
 
 def run(arch: str, data: str, data_root: str, budget_min: float, probe_steps: int, fill: float,
-        save: bool = True) -> dict:
-    rate = measure_steps_per_s(arch, data, data_root, probe_steps)
+        extra: list[str], save: bool = True) -> dict:
+    rate = measure_steps_per_s(arch, data, data_root, probe_steps, extra)
     steps = max(100, int(rate * budget_min * 60 * fill))
     name = f"{arch}-{data}-{budget_min:g}min"
     shutil.rmtree(RUNS / name, ignore_errors=True)
     t0 = time.perf_counter()
     result = train("classifier", config_file=ROOT / "configs" / f"{arch}-mnist.yaml",
-                   overrides=base_overrides(data, data_root) + [f"train.name={name}", f"train.steps={steps}",
+                   overrides=base_overrides(data, data_root) + [*extra, f"train.name={name}", f"train.steps={steps}",
                                                                 f"train.max_minutes={budget_min}",
                                                                 "train.log_every=50"], progress=True)
     wall = time.perf_counter() - t0
@@ -83,7 +83,8 @@ def run(arch: str, data: str, data_root: str, budget_min: float, probe_steps: in
         quality["target"] = target
         quality["met"] = "yes" if out["accuracy"] >= target else "no"
     if save:
-        record("classifier-accuracy", name, recipe=f"configs/{arch}-mnist.yaml, data={data}", wall_s=wall,
+        record("classifier-accuracy", name, recipe=" ".join([f"configs/{arch}-mnist.yaml, data={data}", *extra]),
+               wall_s=wall,
                throughput={"budget min": budget_min, "train s": train_s, "steps": result.step, "epochs": epochs,
                            "img/s": result.last_metrics.get("images_per_s", 0.0)},
                quality=quality,
@@ -104,10 +105,11 @@ def main() -> None:
     parser.add_argument("--probe-steps", type=int, default=20)
     parser.add_argument("--fill", type=float, default=0.95, help="fraction of the budget the schedule spans")
     parser.add_argument("--no-record", action="store_true", help="smoke test: print, record nothing")
+    parser.add_argument("overrides", nargs="*", help="extra key=value recipe overrides (recorded with the row)")
     args = parser.parse_args()
     for arch in (["resnet", "vit"] if args.arch == "all" else [args.arch]):
         run(arch, args.data, args.data_root, args.minutes or BUDGET_MIN[arch], args.probe_steps, args.fill,
-            save=not args.no_record)
+            list(args.overrides), save=not args.no_record)
     if not args.no_record:
         print(render_docs())
 

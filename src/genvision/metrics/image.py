@@ -76,11 +76,11 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
 
 
 def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The 11x11, sigma 1.5 window of Wang et al. (MATLAB ``fspecial('gaussian', 11, 1.5)``)."""
+    """The 1-D factor of the 11x11, sigma 1.5 window of Wang et al. (MATLAB
+    ``fspecial('gaussian', 11, 1.5)`` is its outer product with itself)."""
     x = torch.arange(_SSIM_WINDOW, dtype=dtype, device=device) - (_SSIM_WINDOW - 1) / 2
     g = torch.exp(-(x**2) / (2 * _SSIM_SIGMA**2))
-    g = g / g.sum()
-    return torch.outer(g, g)  # (11, 11)
+    return g / g.sum()  # (11,)
 
 
 def _ssim_per_image(a: torch.Tensor, b: torch.Tensor, data_range: float) -> torch.Tensor:
@@ -91,15 +91,16 @@ def _ssim_per_image(a: torch.Tensor, b: torch.Tensor, data_range: float) -> torc
         raise ValueError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels, got {h}x{w}")
     c1 = (_SSIM_K1 * data_range) ** 2
     c2 = (_SSIM_K2 * data_range) ** 2
-    win = _gaussian_window(a.dtype, a.device).expand(c, 1, _SSIM_WINDOW, _SSIM_WINDOW)  # (C, 1, 11, 11)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, win, groups=c)  # (B, C, H - 10, W - 10): 'valid'
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a**2
-    var_b = blur(b * b) - mu_b**2
-    cov_ab = blur(a * b) - mu_a * mu_b
+    g = _gaussian_window(a.dtype, a.device)
+    # The window is separable: a column pass then a row pass is the 2-D 'valid' filter at 22
+    # instead of 121 multiply-adds per pixel (several times faster on Set14-sized images).
+    col, row = g.view(1, 1, -1, 1).expand(5 * c, 1, -1, 1), g.view(1, 1, 1, -1).expand(5 * c, 1, 1, -1)
+    stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)  # (B, 5C, H, W): one filtering call
+    blurred = F.conv2d(F.conv2d(stacked, col, groups=5 * c), row, groups=5 * c)  # (B, 5C, H - 10, W - 10)
+    mu_a, mu_b, mean_aa, mean_bb, mean_ab = blurred.chunk(5, dim=1)  # five (B, C, H - 10, W - 10)
+    var_a = mean_aa - mu_a**2
+    var_b = mean_bb - mu_b**2
+    cov_ab = mean_ab - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return ssim_map.flatten(1).mean(1)
 
