@@ -4,6 +4,12 @@
     python benchmarks/dit_mnist.py --data-root ../shared/data --train-gan      # + a DCGAN for the same time
     python benchmarks/dit_mnist.py --data-root ../shared/data --part eval       # re-evaluate existing runs
 
+The recorded run trained the two side by side, one core each (same machine, same wall time):
+
+    OMP_NUM_THREADS=1 python benchmarks/dit_mnist.py --part train &
+    OMP_NUM_THREADS=1 python benchmarks/dit_mnist.py --part train --skip-dit --train-gan &
+    wait; OMP_NUM_THREADS=1 python benchmarks/dit_mnist.py --part eval --steps 4 8 16 32 --cfg 2 3 --cfg-steps 8
+
 Protocol (issue 5): train configs/dit-mnist.yaml for --minutes (default 30) of wall time on the
 full MNIST train split (``train.max_minutes``), then score the EMA network with the domain
 features of the shipped MNIST classifier (FID, KID, precision/recall, density/coverage,
@@ -41,6 +47,7 @@ from genvision.training.run import train  # noqa: E402
 
 RUNS = RESULTS / "runs"
 CAPABILITY = "dit-evaluation-domain"
+RECIPES = {"dit": "configs/dit-mnist.yaml (EMA)", "gan": "gan default (DCGAN, EMA)"}
 KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "inception_score", "class_coverage")
 
 
@@ -77,8 +84,8 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--steps", type=int, nargs="+", default=[4, 8, 16, 32])
-    parser.add_argument("--cfg", type=float, nargs="+", default=[1.5, 2.0, 3.0])
+    parser.add_argument("--steps", type=int, nargs="*", default=[4, 8, 16, 32], help="Euler steps at guidance 1")
+    parser.add_argument("--cfg", type=float, nargs="*", default=[1.5, 2.0, 3.0], help="guidance scales (Euler, --cfg-steps)")
     parser.add_argument("--cfg-steps", type=int, default=16)
     parser.add_argument("--heun", action="store_true", help="also Heun at half the steps (same evaluations)")
     parser.add_argument("--train-gan", action="store_true", help="train and score a DCGAN for the same time")
@@ -93,7 +100,7 @@ def main() -> None:
     info = {}
     if args.part in ("train", "all") and not args.skip_dit:
         run_dir, wall, steps = train_for("dit", dit_name, args.minutes, args.data, args.data_root, [])
-        info["dit"] = {"recipe": "configs/dit-mnist.yaml (EMA)", "minutes": wall / 60, "steps": steps}
+        info["dit"] = {"recipe": RECIPES["dit"], "minutes": wall / 60, "steps": steps}
         model = load_pretrained(run_dir, kind="diffusion")
         grid = generate(model, 100, seed=0, steps=16, sampler="euler")
         grid_dir = ROOT / "docs" / "images" if save else run_dir
@@ -103,7 +110,7 @@ def main() -> None:
         if args.train_gan:
             run_dir, wall, steps = train_for("gan", gan_name, args.minutes, args.data, args.data_root,
                                              ["train.sample_every=0"])
-            info["gan"] = {"recipe": "gan default (DCGAN, EMA)", "minutes": wall / 60, "steps": steps}
+            info["gan"] = {"recipe": RECIPES["gan"], "minutes": wall / 60, "steps": steps}
     if args.part in ("eval", "all"):
         extractor = resolve_extractor("domain", dataset_name=args.data, data_root=args.data_root, device="cpu")
         test = load_dataset(args.data, split="test", root=args.data_root, download=False)
@@ -113,7 +120,8 @@ def main() -> None:
                 continue
             model = load_pretrained(RUNS / name, kind="diffusion" if family == "dit" else "gan")
             card_step = read_model_card(RUNS / name).get("run", {}).get("step", 0)
-            train_info = info.get(family, {"recipe": "see run dir", "minutes": args.minutes, "steps": card_step})
+            train_info = info.get(family, {"recipe": RECIPES[family], "minutes": args.minutes,
+                                             "steps": card_step})
             if family == "gan":
                 evaluate_rows(model, name, [{}], extractor, reference, args.samples, train_info, save)
                 continue
