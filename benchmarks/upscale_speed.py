@@ -35,7 +35,8 @@ from genvision.tasks.upscale import resolve_sr_model, upscale_tensor  # noqa: E4
 def model_for(spec: str, scale: int):
     if spec in ("espcn", "edsr"):
         return create_model(spec, {"scale": scale}).eval(), f"{spec} (default config)"
-    return resolve_sr_model(spec, scale if spec == "bicubic" else None), spec
+    label = Path(spec).name if Path(spec).is_dir() else spec  # a run directory is named by its run
+    return resolve_sr_model(spec, scale if spec == "bicubic" else None), label
 
 
 def speed(model, size: int, tile: int, repeats: int = 3) -> float:
