@@ -5,6 +5,8 @@
     python benchmarks/train_sr.py --data-root ../shared/data --arch espcn --scale 3 --minutes 1 --smoke
     python benchmarks/train_sr.py --data-root ../shared/data --srgan-from benchmarks/results/runs/sr-edsr-x4-60min \
         --minutes 30                                       # GAN refinement: PSNR drop vs sharpness gain
+    python benchmarks/train_sr.py --data-root ../shared/data --self-ensemble benchmarks/results/runs/sr-edsr-x3-60min
+                                                           # single-pass vs x8 self-ensemble scores
 
 Each run: ``genvision train sr --config configs/sr-<arch>.yaml scale=S`` on
 ``folder:<data-root>/sr-train`` (T91 + BSD200, 291 images) with ``train.steps`` set so the cosine
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import RESULTS, ROOT, record, render_docs  # noqa: E402
 
 from genvision.checkpoints import load_pretrained  # noqa: E402
+from genvision.sr.ensemble import SelfEnsemble  # noqa: E402
 from genvision.sr.evaluate import evaluate_upscaler  # noqa: E402
 from genvision.tasks.upscale import upscale_tensor  # noqa: E402
 from genvision.training.run import train  # noqa: E402
@@ -57,14 +60,38 @@ def calibrate(arch: str, scale: int, data: str, extra: list[str], seconds: float
     return sum(rate) / len(rate)
 
 
-def evaluate_model(model_dir: Path, scale: int, data_root: str | None) -> dict:
+def evaluate_model(model_dir: Path, scale: int, data_root: str | None, self_ensemble: bool = False) -> dict:
     model = load_pretrained(model_dir, kind="sr")
+    if self_ensemble:
+        model = SelfEnsemble(model).eval()
+    suffix = "-se" if self_ensemble else ""
     out = {}
     for dataset in ("Set5", "Set14"):
         res = evaluate_upscaler(lambda lr: upscale_tensor(model, lr[0])[None], f"sr:{dataset}", scale=scale,
-                                data_root=data_root, crops=RUNS / f"{model_dir.name}-{dataset}-crops.png")
+                                data_root=data_root, crops=RUNS / f"{model_dir.name}{suffix}-{dataset}-crops.png")
         out[dataset] = res["metrics"]
     return out
+
+
+def score_self_ensemble(run_dir: Path, data_root: str | None) -> None:
+    """Single-pass vs x8 self-ensemble scores of a trained run (EDSR+-style, reported apart)."""
+    scale = json.loads((run_dir / "config.json").read_text())["scale"]
+    t0 = time.perf_counter()
+    single = evaluate_model(run_dir, scale, data_root)
+    single_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ensemble = evaluate_model(run_dir, scale, data_root, self_ensemble=True)
+    ensemble_s = time.perf_counter() - t0
+    quality = {}
+    for dataset in ("Set5", "Set14"):
+        quality[f"{dataset} dB"] = round(single[dataset]["psnr"], 2)
+        quality[f"{dataset} dB x8"] = round(ensemble[dataset]["psnr"], 2)
+        quality[f"{dataset} SSIM x8"] = round(ensemble[dataset]["ssim"], 4)
+    quality["Set5 target"] = TARGET_SET5[scale]
+    quality["x8 meets target"] = "yes" if ensemble["Set5"]["psnr"] >= TARGET_SET5[scale] else "no"
+    record("sr-self-ensemble", f"{run_dir.name} x8", recipe=f"SelfEnsemble({run_dir.name})", wall_s=ensemble_s,
+           throughput={"eval s single": round(single_s, 1), "eval s x8": round(ensemble_s, 1)}, quality=quality,
+           notes="8 flips/transposes averaged (EDSR+ protocol); published SRCNN/ESPCN/FSRCNN rows are single-pass")
 
 
 def run_one(arch: str, scale: int, minutes: float, data_root: str | None, extra: list[str], smoke: bool) -> None:
@@ -138,8 +165,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="training budget per model")
     parser.add_argument("--smoke", action="store_true", help="short calibration (for trying the script)")
     parser.add_argument("--srgan-from", type=Path, help="refine this sr run adversarially instead (for --minutes)")
+    parser.add_argument("--self-ensemble", type=Path, nargs="+", metavar="RUN_DIR",
+                        help="score these trained runs single-pass and with the x8 self-ensemble instead")
     parser.add_argument("overrides", nargs="*", help="extra key=value recipe overrides")
     args = parser.parse_args()
+    if args.self_ensemble:
+        for run_dir in args.self_ensemble:
+            score_self_ensemble(run_dir, args.data_root)
+        print(render_docs())
+        return
     if args.srgan_from:
         refine_gan(args.srgan_from, args.minutes, args.data_root, list(args.overrides))
         print(render_docs())

@@ -145,19 +145,20 @@ def interpolate(model_dir, seeds, frames, method, class_label, output, images):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--class", "class_label", type=int, help="Evaluate one class of a conditional generator.")
 @click.option("--scale", type=int, help="Super-resolution: 2, 3 or 4 (checked against the model; needed for bicubic).")
+@click.option("--self-ensemble", is_flag=True, help="Super-resolution: average over the 8 flips/transposes.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("-o", "--output", default="evaluation.json", show_default=True, type=click.Path(),
               help="JSON results (a confusion-matrix PNG is written beside it for classifiers).")
-def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size, seed, class_label, scale, device,
-             output):
+def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size, seed, class_label, scale,
+             self_ensemble, device, output):
     """Measure a model offline: FID/KID/precision-recall for generators, accuracy for classifiers."""
     from .tasks.evaluate import evaluate as run_evaluate
 
-    if scale is not None or model_dir == "bicubic":  # super-resolution: PSNR/SSIM (Set5/Set14 protocol)
+    if scale is not None or model_dir == "bicubic" or self_ensemble:  # SR: PSNR/SSIM (Set5/Set14 protocol)
         from .sr.evaluate import evaluate_sr
 
         click.echo(evaluate_sr(model_dir, data=data, data_root=data_root, scale=scale, device=device,
-                               output=output).table())
+                               output=output, self_ensemble=self_ensemble).table())
         return
     result = run_evaluate(model_dir, data=data, data_root=data_root, n=num, features=features,
                           fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,

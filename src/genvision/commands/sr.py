@@ -23,7 +23,9 @@ import click
               help="PNG bit depth; auto = 16 for 16-bit inputs, else 8.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
-def upscale(source, output, model, scale, tile, overlap, batch, bit_depth, device, no_ema):
+@click.option("--self-ensemble", is_flag=True,
+              help="Average the model over the 8 flips/transposes of each tile (8x slower, ~+0.1 dB).")
+def upscale(source, output, model, scale, tile, overlap, batch, bit_depth, device, no_ema, self_ensemble):
     """Upscale an image or a folder of images with a super-resolution model (tiled, seam-free)."""
     from ..errors import ConfigError
     from ..runtime import select_device
@@ -35,10 +37,12 @@ def upscale(source, output, model, scale, tile, overlap, batch, bit_depth, devic
         raise ConfigError(f"--batch must be >= 1, got {batch}")
     if model == "bicubic" and scale is None:
         raise ConfigError("--model bicubic needs --scale 2, 3 or 4")
-    net = resolve_sr_model(model, scale, device=select_device(device), use_ema=not no_ema)
+    net = resolve_sr_model(model, scale, device=select_device(device), use_ema=not no_ema,
+                           self_ensemble=self_ensemble)
     written = upscale_path(net, source, output, tile=tile or None, overlap=overlap, batch=batch,
                            bit_depth=bit_depth, progress=True,
-                           metadata={"model": str(model), "scale": net.config.scale})
+                           metadata={"model": str(model), "scale": net.config.scale,
+                                     "self_ensemble": self_ensemble})
     if len(written) == 1:
         click.echo(f"wrote {written[0]}")
     else:

@@ -22,19 +22,14 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError, ImageLoadError
+from .ensemble import dihedral
 
 __all__ = ["SRPatchDataset", "augment_pair"]
 
 
 def augment_pair(lr: torch.Tensor, hr: torch.Tensor, code: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One of the 8 symmetries of the square (bit 0: h-flip, bit 1: v-flip, bit 2: transpose)."""
-    if code & 1:
-        lr, hr = lr.flip(-1), hr.flip(-1)
-    if code & 2:
-        lr, hr = lr.flip(-2), hr.flip(-2)
-    if code & 4:
-        lr, hr = lr.transpose(-1, -2), hr.transpose(-1, -2)
-    return lr, hr
+    """The same one of the 8 symmetries of the square on both (bit 0: h-flip, 1: v-flip, 2: transpose)."""
+    return dihedral(lr, code), dihedral(hr, code)
 
 
 class SRPatchDataset:

@@ -195,6 +195,7 @@ def evaluate_sr_model(model, card, *, data: str, data_root=None, device="cpu", p
                       output: Path | None = None, n=None, tile: int | None = None, **_):
     """``EVALUATORS["sr"]``: the protocol for a loaded SR model (its ``config.scale``)."""
     from ..tasks.evaluate import Evaluation
+    from .ensemble import SelfEnsemble
 
     scale = model.config.scale
     trained_on = (card.get("run", {}).get("recipe", {}).get("data", {}) or {}).get("name")
@@ -206,6 +207,9 @@ def evaluate_sr_model(model, card, *, data: str, data_root=None, device="cpu", p
     metrics["per_image"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                             for r in result["per_image"]]
     notes = ["PSNR/SSIM on BT.601 Y (grey files as grey), scale px shaved, LR by MATLAB bicubic (8-bit)"]
+    metrics["self_ensemble"] = isinstance(model, SelfEnsemble)
+    if metrics["self_ensemble"]:
+        notes.append("x8 self-ensemble (flips/transposes averaged): compare with EDSR+-style rows, not single-pass")
     if trained_on and data == trained_on:
         notes.append("evaluated on the model's own training images (pass --data sr:Set5 for the benchmark)")
     files = {"crops": result["crops"]} if "crops" in result else {}
@@ -233,7 +237,7 @@ def evaluate_sr_model(model, card, *, data: str, data_root=None, device="cpu", p
 
 def evaluate_sr(model_dir: str, *, data: str | None = None, data_root: str | None = None, scale: int | None = None,
                 device: str = "auto", output: str | Path | None = None, tile: int | None = None,
-                progress: bool = True):
+                progress: bool = True, self_ensemble: bool = False):
     """``genvision evaluate`` for SR models with ``--scale`` and for ``--model bicubic``."""
     import json
 
@@ -245,14 +249,14 @@ def evaluate_sr(model_dir: str, *, data: str | None = None, data_root: str | Non
 
         card = read_model_card(model_dir)
         if card.get("kind") != "sr":
-            raise ConfigError(f"--scale applies to super-resolution models; {model_dir} holds a "
+            raise ConfigError(f"--scale and --self-ensemble apply to super-resolution models; {model_dir} holds a "
                               f"{card.get('kind')} model")
     else:
         if scale is None:
             raise ConfigError("--model bicubic needs --scale 2, 3 or 4")
         card = {"model": "bicubic", "kind": "sr"}
     torch_device = select_device(device)
-    model = resolve_sr_model(model_dir, scale, device=torch_device)
+    model = resolve_sr_model(model_dir, scale, device=torch_device, self_ensemble=self_ensemble)
     output_path = Path(output) if output else None
     evaluation = evaluate_sr_model(model, card, data=data or "sr:Set5", data_root=data_root, output=output_path,
                                    progress=progress, tile=tile)

@@ -59,20 +59,23 @@ Reader = Callable[[int, int, int, int], torch.Tensor]  # (y0, y1, x0, x1) -> flo
 
 
 def resolve_sr_model(model: str | nn.Module, scale: int | None = None, *, device: str | torch.device = "cpu",
-                     use_ema: bool = True) -> nn.Module:
+                     use_ema: bool = True, self_ensemble: bool = False) -> nn.Module:
     """A model directory, ``"bicubic"`` or a module -> an SR model in eval mode.
 
     ``scale`` picks the bicubic baseline's factor and is checked against a saved model's own
-    (a mismatch is a one-line ConfigError).
+    (a mismatch is a one-line ConfigError). ``self_ensemble`` wraps the model in
+    :class:`genvision.sr.ensemble.SelfEnsemble` (8 symmetric passes averaged).
     """
     from ..models.sr import SCALES, bicubic_model
+    from ..sr.ensemble import SelfEnsemble
 
     if scale is not None and scale not in SCALES:
         raise ConfigError(f"--scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
     if isinstance(model, nn.Module):
         net = model
     elif str(model) == "bicubic":
-        return bicubic_model(scale or 4).to(device)
+        net = bicubic_model(scale or 4).to(device)
+        return (SelfEnsemble(net) if self_ensemble else net).eval()
     else:
         from ..checkpoints import load_pretrained
 
@@ -80,7 +83,7 @@ def resolve_sr_model(model: str | nn.Module, scale: int | None = None, *, device
     model_scale = getattr(getattr(net, "config", None), "scale", None)
     if scale is not None and model_scale is not None and scale != model_scale:
         raise ConfigError(f"the model upscales x{model_scale} but --scale {scale} was given")
-    return net.eval()
+    return (SelfEnsemble(net) if self_ensemble else net).eval()
 
 
 def _model_scale(model: nn.Module) -> int:
