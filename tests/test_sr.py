@@ -317,6 +317,19 @@ def test_srgan_refines_an_sr_model(hr_folder, tmp_path):
         assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 24, 24)
 
 
+def test_train_cli_flags_spell_the_recipe_keys(hr_folder, tmp_path):
+    common = ["--data", f"folder:{hr_folder}", f"train.out_dir={tmp_path}", "data.patch_size=24", "data.repeat=4",
+              "batch_size=4", "tensorboard=false", "steps=1", "sample_every=0"]
+    with pytest.warns(UserWarning, match="too_small"):
+        assert main(["train", "sr", "--arch", "espcn", "--scale", "3", "train.name=base", "model.width=8",
+                     "model.mid_width=8", *common]) == 0
+    with pytest.warns(UserWarning, match="too_small"):
+        assert main(["train", "srgan", "--init", str(tmp_path / "base"), "train.name=gan", "d_width=8",
+                     "d_blocks=2", *common]) == 0
+    model = load_pretrained(tmp_path / "gan", kind="sr")
+    assert model.registry_name == "srgan" and model.config.arch == "espcn" and model.config.scale == 3
+
+
 def test_srgan_vgg_needs_a_weights_file():
     from genvision.errors import ConfigError
     from genvision.training.objectives.srgan import SRGANObjectiveConfig
@@ -345,6 +358,8 @@ def test_cli_errors(tmp_path, capsys):
          "upscales x3"),
         (["evaluate", "--model", str(model_dir), "--scale", "4", "--data", f"folder:{tmp_path}"], "upscales x3"),
         (["train", "sr", "--data", f"folder:{tmp_path}", "scale=5"], "scale"),
+        (["train", "sr", "--data", f"folder:{tmp_path}", "--scale", "5"], "scale"),
+        (["train", "gan", "--data", "mnist-mini", "--scale", "3"], "unknown config key 'scale'"),
     ]
     for argv, needle in cases:
         assert main(argv) != 0, argv

@@ -47,14 +47,20 @@ def _data_overrides(data: str | None, data_root: str | None, device: str | None)
 @click.option("--config", "config_file", type=click.Path(), help="YAML recipe; key=value arguments override it.")
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory from its latest checkpoint.")
 @click.option("--device", help="auto (default), cpu, cuda, cuda:N or mps.")
-@click.option("--arch", help="Architecture within the family, e.g. cnn|resnet|vit for classifier (same as arch=).")
+@click.option("--arch", help="Architecture within the family, e.g. cnn|resnet|vit for classifier, espcn|edsr for sr "
+              "(same as arch=).")
+@click.option("--scale", type=int, help="Super-resolution: upscaling factor 2, 3 or 4 (same as scale=).")
+@click.option("--init", "init_dir", type=click.Path(),
+              help="srgan: the trained sr run or model to refine (same as init=).")
 @click.argument("overrides", nargs=-1)
-def train(family, data, data_root, config_file, resume, device, arch, overrides):
-    """Train a model FAMILY (gan, classifier, vae, cvae, vqvae, dit, sr, ...) with key=value overrides."""
+def train(family, data, data_root, config_file, resume, device, arch, scale, init_dir, overrides):
+    """Train a model FAMILY (gan, classifier, vae, cvae, vqvae, dit, sr, srgan, ...) with key=value overrides."""
     from .training.run import train as run_training
     from .training.trainer import describe
 
-    extra = [f"arch={arch}"] if arch is not None else []
+    # The flags are spellings of recipe keys, so a family without that key refuses them the same way.
+    flags = {"arch": arch, "scale": scale, "init": init_dir}
+    extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
     result = run_training(family, config_file=config_file, resume=resume,
                           overrides=_data_overrides(data, data_root, device) + extra + list(overrides))
     click.echo(describe(result))
