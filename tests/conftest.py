@@ -7,6 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Property-based tests: "fast" (the default, in make test) is derandomised so CI is repeatable;
+# "long" (HYPOTHESIS_PROFILE=long, run by benchmarks/reliability_fuzz.py) searches far more cases.
+# Tests do not set max_examples themselves, so the profile decides how hard they search.
+settings.register_profile("fast", max_examples=40, deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
