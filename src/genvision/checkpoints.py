@@ -13,7 +13,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import __version__
+from . import __version__, atomic
 from .config import to_dict
-from .errors import CheckpointError
+from .errors import CheckpointError, reason
 from .registry import create_model, get_entry
 
 FORMAT_NAME = "genvision"
@@ -43,20 +42,9 @@ def _tensors_for_saving(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
-def _atomic_dir(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    if target.exists():
-        # rename() cannot replace a non-empty directory: move the old one aside first.
-        old = target.with_name(f".old-{target.name}-{os.getpid()}")
-        os.rename(target, old)
-        os.rename(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, target)
+def _save_tensors(state: dict[str, torch.Tensor], path: Path) -> None:
+    save_file(_tensors_for_saving(state), str(path), metadata={"format": "pt"})
+    atomic.give_default_permissions(path)  # safetensors creates its files 0600, whatever the umask
 
 
 def model_card(model: nn.Module, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -77,15 +65,15 @@ def save_pretrained(model: nn.Module, directory: str | Path, *, ema_state: dict[
     if not hasattr(model, "registry_name"):
         raise CheckpointError(f"{type(model).__name__} is not a registered genvision model")
     target = Path(directory)
-    tmp = _atomic_dir(target)
+    tmp = atomic.staging_dir(target)
     try:
         (tmp / CONFIG_FILE).write_text(json.dumps(model_card(model, extra), indent=2))
-        save_file(_tensors_for_saving(model.state_dict()), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        _save_tensors(model.state_dict(), tmp / WEIGHTS_FILE)
         if ema_state is not None:
-            save_file(_tensors_for_saving(ema_state), str(tmp / EMA_FILE), metadata={"format": "pt"})
+            _save_tensors(ema_state, tmp / EMA_FILE)
         if trainer_state is not None:
             torch.save(trainer_state, tmp / STATE_FILE)
-        _replace_dir(tmp, target)
+        atomic.replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -123,7 +111,7 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         # Covers pickles and other files disguised as safetensors: they are never executed.
-        raise CheckpointError(f"{path} is not a valid safetensors file ({str(exc).splitlines()[0][:80]})") from None
+        raise CheckpointError(f"{path} is not a valid safetensors file ({reason(exc)})") from None
 
 
 def load_pretrained(directory: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True,
@@ -162,9 +150,9 @@ def load_trainer_state(directory: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path} holds objects other than plain tensors and was refused "
-                              f"({str(exc).splitlines()[0][:80]})") from None
+                              f"({reason(exc)})") from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path} is not a readable training state ({str(exc).splitlines()[0][:80]})") from None
+        raise CheckpointError(f"{path} is not a readable training state ({reason(exc)})") from None
 
 
 # --- checkpoints of a run: runs/<name>/checkpoints/step_00001000/, 'latest' pointer, keep-last-K
@@ -187,9 +175,7 @@ def latest_checkpoint(checkpoints_dir: str | Path) -> Path | None:
 
 
 def _write_pointer(checkpoints_dir: Path, name: str, pointer_name: str = LATEST_FILE) -> None:
-    tmp = checkpoints_dir / f".{pointer_name}.tmp"
-    tmp.write_text(name + "\n")
-    os.replace(tmp, checkpoints_dir / pointer_name)
+    atomic.write_text(checkpoints_dir / pointer_name, name + "\n")
 
 
 @dataclass
@@ -219,8 +205,7 @@ class CheckpointManager:
         for old in steps[:-self.keep_last] if self.keep_last > 0 else []:
             if old.name not in protected:
                 shutil.rmtree(old, ignore_errors=True)
-        for leftover in self.checkpoints_dir.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        atomic.remove_stale_temporaries(self.checkpoints_dir)
 
 
 # The diffusers-style name for the same loader.

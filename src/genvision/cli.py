@@ -7,13 +7,15 @@ stderr and a non-zero exit; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import GenvisionError
+from .errors import GenvisionError, reason
 
 EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -52,18 +54,25 @@ def _data_overrides(data: str | None, data_root: str | None, device: str | None)
 @click.option("--scale", type=int, help="Super-resolution: upscaling factor 2, 3 or 4 (same as scale=).")
 @click.option("--init", "init_dir", type=click.Path(),
               help="srgan: the trained sr run or model to refine (same as init=).")
+@click.option("--overwrite", is_flag=True, help="Start over: replace an existing run directory of the same name.")
 @click.argument("overrides", nargs=-1)
-def train(family, data, data_root, config_file, resume, device, arch, scale, init_dir, overrides):
-    """Train a model FAMILY (gan, classifier, vae, cvae, vqvae, dit, sr, srgan, ...) with key=value overrides."""
+def train(family, data, data_root, config_file, resume, device, arch, scale, init_dir, overwrite, overrides):
+    """Train a model FAMILY (gan, classifier, vae, cvae, vqvae, dit, sr, srgan, ...) with key=value overrides.
+
+    Ctrl-C or SIGTERM writes a checkpoint and exits with status 130 or 143, so a scheduler sees the
+    interruption; --resume RUN_DIR continues it exactly.
+    """
     from .training.run import train as run_training
     from .training.trainer import describe
 
     # The flags are spellings of recipe keys, so a family without that key refuses them the same way.
     flags = {"arch": arch, "scale": scale, "init": init_dir}
     extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
-    result = run_training(family, config_file=config_file, resume=resume,
+    result = run_training(family, config_file=config_file, resume=resume, overwrite=overwrite,
                           overrides=_data_overrides(data, data_root, device) + extra + list(overrides))
     click.echo(describe(result))
+    if result.signal is not None:
+        raise click.exceptions.Exit(128 + signal.Signals[result.signal].value)
 
 
 def _load_generator(model_dir: str, use_ema: bool):
@@ -216,17 +225,40 @@ def _add_capability_commands() -> None:
 _add_capability_commands()
 
 
+def _command_hint(exc: click.ClickException) -> str:
+    """`` (see genvision train --help)`` for the command that failed; the group's own help otherwise."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path.split(" ", 1) if ctx is not None else []
+    return f" (see genvision {path[1]} --help)" if len(path) == 2 else " (see genvision --help)"
+
+
+def _report_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Each distinct warning as one ``warning:`` line (library warnings are multi-line by default)."""
+    for text in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+        click.echo(f"warning: {text}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status: 0, 1 (error), 2 (usage), 130/143 (interrupted)."""
     debug = _debug_requested()
+    with warnings.catch_warnings(record=not debug) as caught:
+        status = _run(argv, debug)
+    # Warnings are shown after a success; after an error the one error line is all that is printed.
+    if caught and status == 0:
+        _report_warnings(caught)
+    return status
+
+
+def _run(argv: list[str] | None, debug: bool) -> int:
     try:
-        cli.main(args=argv, prog_name="genvision", standalone_mode=False)
+        # Without standalone mode click returns the code of an Exit raised by a command.
+        status = cli.main(args=argv, prog_name="genvision", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
         if debug:
             raise
-        command = f" {exc.ctx.command_path.split(' ', 1)[-1]}" if getattr(exc, "ctx", None) else ""
-        click.echo(f"error: {exc.format_message()} (see genvision{command} --help)", err=True)
+        click.echo(f"error: {' '.join(exc.format_message().split())}{_command_hint(exc)}", err=True)
         return EXIT_USAGE
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
@@ -234,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     except GenvisionError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {' '.join(str(exc).split())}", err=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
@@ -242,10 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
             raise
-        click.echo(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                   f"(run with --debug for the traceback)", err=True)
+        click.echo(f"error: unexpected {type(exc).__name__}: {reason(exc)} (run with --debug for the traceback)",
+                   err=True)
         return EXIT_ERROR
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def entry_point() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from . import atomic
 from .errors import ConfigError
 
 
@@ -231,10 +232,10 @@ def load_recipe(recipe_cls: type, config_file: str | Path | None = None, overrid
 def save_resolved(config: Any, directory: str | Path) -> None:
     """Write the resolved recipe as config.yaml (for humans) and config.json (for tools)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     data = to_dict(config)
-    (directory / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    (directory / "config.json").write_text(json.dumps(data, indent=2))
+    # config.json first: it is what marks a directory as a run (--resume and --overwrite read it)
+    atomic.write_text(directory / "config.json", json.dumps(data, indent=2))
+    atomic.write_text(directory / "config.yaml", yaml.safe_dump(data, sort_keys=False))
 
 
 __all__ = [

@@ -27,3 +27,13 @@ class CheckpointError(GenvisionError):
 
 class TrainingError(GenvisionError):
     """Training cannot continue (for example repeated non-finite losses)."""
+
+
+def reason(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message as one line of at most ``limit`` characters, cut between words."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 3]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut) + "..."

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .. import checkpoints as ckpt
 from ..config import TrainConfig, to_dict
-from ..errors import TrainingError
+from ..errors import CheckpointError, TrainingError, reason
 from ..runtime import get_rng_state, resolve_precision, set_rng_state
 from .batches import batch_stream
 from .ema import EMA, submodule_prefix
@@ -41,6 +41,7 @@ class RunResult:
     checkpoint: Path | None
     stopped_by: str  # "completed", "signal", "time"
     last_metrics: dict[str, float] = field(default_factory=dict)
+    signal: str | None = None  # "SIGINT" / "SIGTERM" when stopped_by == "signal"
 
 
 @contextmanager
@@ -76,6 +77,7 @@ class Trainer:
         self.progress = progress
         self.workers = workers
         self.step = 0
+        self.resumed_step: int | None = None  # set when continuing a run: TensorBoard purges past it
         self.precision = resolve_precision(train.precision, device)
         self.checkpoints = ckpt.CheckpointManager(self.run_dir / ckpt.CHECKPOINTS_DIR, train.keep_last)
 
@@ -101,22 +103,32 @@ class Trainer:
         }
 
     def resume_from(self, checkpoint_dir: Path) -> None:
+        """Load weights, EMA, optimizer, scheduler and RNG state; a checkpoint that does not fit
+        this model and objective is one CheckpointError (the caller has written nothing yet)."""
         state = ckpt.load_trainer_state(checkpoint_dir)
         weights = ckpt._load_weights(checkpoint_dir / ckpt.WEIGHTS_FILE)
-        self.model.load_state_dict(weights)
-        if self.ema is not None:
-            ema_path = checkpoint_dir / ckpt.EMA_FILE
-            self.ema.load_state_dict(ckpt._load_weights(ema_path) if ema_path.is_file() else weights, self.ema_prefix)
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        for name, sched in self.schedulers.items():
-            sched.load_state_dict(state["schedulers"][name])
-        set_rng_state(state["rng"])
-        self.step = int(state["step"])
+        try:
+            self.model.load_state_dict(weights)
+            if self.ema is not None:
+                ema_path = checkpoint_dir / ckpt.EMA_FILE
+                self.ema.load_state_dict(ckpt._load_weights(ema_path) if ema_path.is_file() else weights,
+                                         self.ema_prefix)
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            for name, sched in self.schedulers.items():
+                sched.load_state_dict(state["schedulers"][name])
+            set_rng_state(state["rng"])
+            step = int(state["step"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{checkpoint_dir} does not fit this run's model and optimizers "
+                                  f"({reason(exc)})") from None
+        self.step = step
         self.best_value = float(state.get("best_value", math.inf))
 
     def _all_finite(self) -> bool:
         tensors = [*self.model.parameters(), *self.model.buffers()]
+        if self.ema is not None:
+            tensors += [*self.ema.shadow.parameters(), *self.ema.shadow.buffers()]
         return all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
 
     def save_checkpoint(self, best: bool = False) -> Path:
@@ -137,7 +149,8 @@ class Trainer:
             return None
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter  # heavy import, only when used
-            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            # purge_step drops events past a resumed checkpoint, so redone steps are not plotted twice
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.resumed_step)
         return self._writer
 
     def _log(self, row: dict[str, float]) -> None:
@@ -272,7 +285,7 @@ class Trainer:
         self._save_samples()
         if self._writer is not None:
             self._writer.close()
-        return RunResult(self.run_dir, self.step, last_checkpoint, stopped_by, last)
+        return RunResult(self.run_dir, self.step, last_checkpoint, stopped_by, last, flag.get("signal"))
 
 
 def describe(result: RunResult) -> str:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import TrainConfig
-from ...errors import ConfigError
+from ...errors import ConfigError, reason
 from ..objective import DataInfo, Objective, StepContext
 from .sr import ARCHS, SRDataConfig, SRSampleMixin, arch_config, check_sr_recipe, cosine_scheduler, make_adam
 
@@ -131,7 +131,7 @@ class VGGFeatures(nn.Module):
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
-            raise ConfigError(f"{path} is not a torchvision vgg19 state dict ({str(exc).splitlines()[0][:80]})") from None
+            raise ConfigError(f"{path} is not a torchvision vgg19 state dict ({reason(exc)})") from None
         self.features = net.features[:35].eval().requires_grad_(False)  # up to conv5_4, no ReLU
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
