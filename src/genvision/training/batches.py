@@ -2,6 +2,10 @@
 
 Each epoch is a permutation drawn from its own generator seeded with (seed, epoch); the
 position inside the epoch follows from the step. Nothing about the data order needs saving.
+
+With several ranks each step's *global* batch (``batch_size * world_size`` items of the same
+permutation) is cut into ``world_size`` consecutive shards, rank r taking shard r: every example is
+seen once per epoch across ranks, and the data order still depends only on (seed, step).
 """
 
 from __future__ import annotations
@@ -13,18 +17,21 @@ from torch.utils.data import DataLoader, Dataset
 
 
 def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    generator = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**63)  # any 64-bit seed fits
     return torch.randperm(num_items, generator=generator)
 
 
 class StepBatchSampler(torch.utils.data.Sampler):
-    """Yields index batches from ``start_step`` on, forever; drops each epoch's ragged tail."""
+    """Yields this rank's index batches from ``start_step`` on, forever; drops each epoch's ragged tail."""
 
-    def __init__(self, num_items: int, batch_size: int, seed: int, start_step: int = 0):
-        if num_items < batch_size:
-            raise ValueError(f"dataset has {num_items} images, fewer than batch_size={batch_size}")
+    def __init__(self, num_items: int, batch_size: int, seed: int, start_step: int = 0, *, rank: int = 0,
+                 world_size: int = 1):
         self.num_items, self.batch_size, self.seed, self.start_step = num_items, batch_size, seed, start_step
-        self.steps_per_epoch = num_items // batch_size
+        self.rank, self.global_batch = rank, batch_size * world_size
+        if num_items < self.global_batch:
+            raise ValueError(f"dataset has {num_items} images, fewer than one global batch "
+                             f"({batch_size} x {world_size} ranks)")
+        self.steps_per_epoch = num_items // self.global_batch
 
     def __iter__(self) -> Iterator[list[int]]:
         step = self.start_step
@@ -32,16 +39,17 @@ class StepBatchSampler(torch.utils.data.Sampler):
             epoch, position = divmod(step, self.steps_per_epoch)
             order = epoch_permutation(self.num_items, self.seed, epoch)
             for i in range(position, self.steps_per_epoch):
-                yield order[i * self.batch_size:(i + 1) * self.batch_size].tolist()
+                first = i * self.global_batch + self.rank * self.batch_size
+                yield order[first:first + self.batch_size].tolist()
             step = (epoch + 1) * self.steps_per_epoch
 
     def __len__(self) -> int:  # DataLoader wants a length; the stream is endless
         return 2**62
 
 
-def batch_stream(dataset: Dataset, batch_size: int, seed: int, start_step: int, workers: int = 0
-                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    sampler = StepBatchSampler(len(dataset), batch_size, seed, start_step)
+def batch_stream(dataset: Dataset, batch_size: int, seed: int, start_step: int, workers: int = 0, *, rank: int = 0,
+                 world_size: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    sampler = StepBatchSampler(len(dataset), batch_size, seed, start_step, rank=rank, world_size=world_size)
     if workers == 0 and hasattr(dataset, "get_batch"):
         # In-memory datasets gather a whole batch with one indexing op: no per-item Python.
         return (dataset.get_batch(torch.tensor(indices)) for indices in sampler)

@@ -28,6 +28,7 @@ from ..config import TrainConfig, to_dict
 from ..errors import CheckpointError, TrainingError, reason
 from ..runtime import get_rng_state, resolve_precision, set_rng_state
 from .batches import batch_stream
+from .distributed import SINGLE_PROCESS, DistContext
 from .ema import EMA, submodule_prefix
 from .objective import Objective, StepContext, eval_mode
 
@@ -69,12 +70,14 @@ def _stop_on_signals(flag: dict) -> Iterator[None]:
 class Trainer:
     def __init__(self, *, model: nn.Module, objective: Objective, dataset, train: TrainConfig, run_dir: Path,
                  device: torch.device, recipe_dict: dict[str, Any], evaluate: EvalFn | None = None,
-                 best_metric: str | None = None, progress: bool = True, workers: int = 0):
+                 best_metric: str | None = None, progress: bool = True, workers: int = 0,
+                 dist: DistContext = SINGLE_PROCESS):
         self.model, self.objective, self.dataset, self.cfg = model, objective, dataset, train
+        self.dist = dist
         self.run_dir, self.device, self.recipe_dict = Path(run_dir), device, recipe_dict
         self.evaluate, self.best_metric = evaluate, best_metric
         self.best_value = math.inf
-        self.progress = progress
+        self.progress = progress and dist.is_main
         self.workers = workers
         self.step = 0
         self.resumed_step: int | None = None  # set when continuing a run: TensorBoard purges past it
@@ -132,6 +135,9 @@ class Trainer:
         return all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
 
     def save_checkpoint(self, best: bool = False) -> Path:
+        """Write a checkpoint (rank 0 only; every rank returns its path)."""
+        if not self.dist.is_main:
+            return self.checkpoints.checkpoints_dir / ckpt.checkpoint_name(self.step)
         if not self._all_finite():
             raise TrainingError(f"step {self.step}: weights are non-finite; refusing to write a checkpoint")
         return self.checkpoints.save(
@@ -154,6 +160,8 @@ class Trainer:
         return self._writer
 
     def _log(self, row: dict[str, float]) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         writer = self._writer_or_none()
@@ -169,8 +177,9 @@ class Trainer:
         rate = window_steps / max(now - window_start, 1e-9)
         keys = pending[-1].keys()
         row = {k: float(torch.stack([p[k].float() for p in pending if k in p]).mean()) for k in keys}
-        row.update(steps_per_s=rate, images_per_s=rate * self.cfg.batch_size, elapsed_s=now - start_time,
-                   skipped_updates=nonfinite_streak)
+        row = self.dist.mean(row, self.device)  # the step's numbers over all ranks, not rank 0's share
+        row.update(steps_per_s=rate, images_per_s=rate * self.cfg.batch_size * self.dist.world_size,
+                   elapsed_s=now - start_time, skipped_updates=nonfinite_streak)
         for name, opt in self.optimizers.items():
             row[f"lr_{name}"] = opt.param_groups[0]["lr"]
         self._log({"step": self.step, **row})
@@ -178,6 +187,8 @@ class Trainer:
         return row
 
     def _save_samples(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
         network = self.ema.shadow if self.ema else self.sample_network
         with eval_mode(network):
             images = self.objective.sample_grid(network, 64, seed=self.cfg.seed)
@@ -191,7 +202,7 @@ class Trainer:
 
     def _maybe_evaluate(self) -> bool:
         """Run the quality metric; True when this step is the best so far."""
-        if self.evaluate is None:
+        if self.evaluate is None or not self.dist.is_main:
             return False
         network = self.ema.shadow if self.ema else self.sample_network
         with eval_mode(network):
@@ -208,12 +219,14 @@ class Trainer:
 
     def fit(self) -> RunResult:
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.compile:
             # In-place compile keeps parameter names (and so checkpoints) unchanged.
             for child in self.model.children():
                 child.compile()
-        batches = batch_stream(self.dataset, cfg.batch_size, cfg.seed, self.step, self.workers)
+        batches = batch_stream(self.dataset, cfg.batch_size, cfg.seed, self.step, self.workers,
+                               rank=self.dist.rank, world_size=self.dist.world_size)
         flag: dict[str, str] = {}
         stopped_by = "completed"
         nonfinite_streak = 0
