@@ -11,6 +11,8 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import ConfigError
+
 
 def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -22,7 +24,9 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
     def __init__(self, num_items: int, batch_size: int, seed: int, start_step: int = 0):
         if num_items < batch_size:
-            raise ValueError(f"dataset has {num_items} images, fewer than batch_size={batch_size}")
+            # Every batch is full (ragged tails are dropped), so such a run could not take one step.
+            raise ConfigError(f"train.batch_size={batch_size} is larger than the training data ({num_items} "
+                              f"examples): lower train.batch_size (or raise data.limit)")
         self.num_items, self.batch_size, self.seed, self.start_step = num_items, batch_size, seed, start_step
         self.steps_per_epoch = num_items // batch_size
 
