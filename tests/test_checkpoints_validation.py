@@ -193,3 +193,25 @@ def test_unparseable_numbers_in_config_json_are_one_line(tmp_path):
     text = (model_dir / CONFIG_FILE).read_text().replace('"latent_dim": 8', '"latent_dim": ' + "9" * 5000)
     (model_dir / CONFIG_FILE).write_text(text)
     assert "is not valid JSON" in load_error(model_dir)
+
+
+@pytest.mark.parametrize("name, field, value", [
+    ("cnn", "stages", 10**12),  # 2 ** stages was computed before any bound
+    ("vqvae", "downs", 10**12),
+    ("vit", "depth", 10**9),  # depths and block counts are Python loops, even on the meta device
+    ("dit", "depth", 10**9),
+    ("edsr", "depth", 10**9),
+    ("vae", "layers", 10**9),
+    ("vae", "blocks", 10**9),
+    ("resnet", "blocks", [1] * 100),
+    ("srgan", "d_blocks", 10**9),
+    ("vit", "mlp_ratio", 1e300),
+    ("dit", "sample_steps", 10**12),
+    ("dit", "cfg_scale", 1e300),
+    ("vae", "sigma", 1e-300),
+])
+def test_counts_and_factors_are_bounded_before_building(name, field, value):
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=field):
+        registry.create_model(name, {**TINY[name], field: value})
+    assert time.perf_counter() - start < 2
