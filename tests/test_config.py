@@ -5,7 +5,7 @@ from unittest import mock
 import pytest
 
 from genvision.config import DataConfig, TrainConfig, load_recipe, parse_overrides, save_resolved
-from genvision.errors import ConfigError
+from genvision.errors import ConfigError, GenvisionError
 from genvision.training.batches import StepBatchSampler
 from genvision.training.run import FAMILY_MODULES, get_family
 
@@ -122,6 +122,7 @@ def _one_line_error(recipe_cls, overrides) -> str:
     ("data.limit=0", "data.limit must be >= 1"),
     ("data.root=~no-such-user-here/data", "data.root is not a usable path"),
     ("objective.betas=[0.5]", "objective.betas must be a list of 2 values"),
+    ("objective.d_steps=1000000", "objective.d_steps must be in [1, 100]"),
 ])
 def test_out_of_range_recipe_values_are_one_line_errors_naming_the_key(override, message):
     from genvision.training.objectives.gan import GANRecipe
@@ -157,3 +158,37 @@ def test_every_committed_recipe_still_loads(path):
                 if "genvision train " in line and f"configs/{path.name}" in line}
     assert len(families) == 1, f"{path.name} should say which family it trains"
     load_recipe(get_family(families.pop()).recipe_cls, path)
+
+
+@pytest.mark.parametrize("family, override, message", [
+    ("vae", "objective.betas=[0.9, 1.5]", "objective.betas must be two numbers in [0, 1)"),
+    ("vae", "objective.kl_warmup_steps=-1", "objective.kl_warmup_steps must be >= 0"),
+    ("vae", "objective.beta=1e300", "objective.beta must be in [0, 1e+06]"),
+    ("vqvae", "objective.lr_warmup_steps=-1", "objective.lr_warmup_steps must be >= 0"),
+    ("dit", "objective.weight_decay=5", "objective.weight_decay must be in [0, 1]"),
+    ("classifier", "objective.lr=100", "objective.lr must be in (0, 10]"),
+    ("classifier", "objective.randaugment_ops=100", "objective.randaugment_ops must be in [0, 16]"),
+    ("sr", "objective.betas=[0.9]", "objective.betas must be a list of 2 values"),
+    ("sr", "data.repeat=1000000000", "data.repeat must be in [1, 10000]"),
+    ("sr", "data.patch_size=0", "data.patch_size must be in [8, 4096]"),
+    ("srgan", "objective.min_lr_ratio=2", "objective.min_lr_ratio must be in [0, 1]"),
+    ("srgan", "objective.adversarial_weight=-1", "objective.adversarial_weight must be in [0, 1e+06]"),
+    ("srgan", "d_blocks=1000000000", "d_blocks must be in [1, 16]"),
+    ("srgan", "model.depth=-1", "depth"),  # the generator section is checked at parse time too
+])
+def test_objective_and_family_ranges_are_checked_at_parse_time(family, override, message):
+    assert message in _one_line_error(get_family(family).recipe_cls, [override])
+
+
+def test_srgan_init_and_vgg_weights_errors_name_their_key(tmp_path):
+    from genvision.training.objective import DataInfo
+
+    family = get_family("srgan")
+    recipe = load_recipe(family.recipe_cls, None, [f"init={tmp_path / 'absent'}"])
+    with pytest.raises(GenvisionError, match=r"^init: model not found"):
+        family.build(recipe, DataInfo(channels=3, image_size=96, num_classes=0))
+    garbage = tmp_path / "vgg19.pth"
+    garbage.write_bytes(b"\x00not a checkpoint" * 10)
+    recipe = load_recipe(family.recipe_cls, None, [f"objective.vgg_weights={garbage}"])
+    with pytest.raises(ConfigError, match="objective.vgg_weights: .* is not a readable state dict"):
+        family.build(recipe, DataInfo(channels=3, image_size=96, num_classes=0))
