@@ -236,7 +236,8 @@ DESCRIPTION = ("SRGAN-style refinement of an sr model (init=DIR): discriminator 
 
 
 def build(recipe: SRGANRecipe, data: DataInfo) -> tuple[nn.Module, SRGANObjective]:
-    from ...models.sr import SRGAN, SRGANConfig
+    from ...models.sr import SRGANConfig
+    from ...registry import create_model
 
     generator = _init_model(recipe)
     recipe.validate()
@@ -244,7 +245,7 @@ def build(recipe: SRGANRecipe, data: DataInfo) -> tuple[nn.Module, SRGANObjectiv
     recipe.model = dataclasses.asdict(gen_config)
     config = SRGANConfig(arch=recipe.arch, generator=dict(recipe.model), scale=recipe.scale,
                          channels=gen_config.channels, d_width=recipe.d_width, d_blocks=recipe.d_blocks)
-    model = SRGAN(config)
+    model = create_model("srgan", config)  # through the registry: the meta-device size bound applies
     if generator is not None:
         model.generator.load_state_dict(generator.state_dict())
     return model, SRGANObjective(model, recipe.objective, data, scale=recipe.scale, total_steps=recipe.train.steps)
