@@ -76,7 +76,8 @@ def test_generate_rejects_wrong_class_and_unconditional_class(trained_run, capsy
 
 
 def test_wrong_model_kind_is_one_line(tmp_path, capsys):
-    (tmp_path / "config.json").write_text(json.dumps({"format": "genvision", "model": "dcgan", "kind": "gan"}))
+    card = {"format": "genvision", "model": "dcgan", "kind": "gan", "config": {"image_size": 28}}
+    (tmp_path / "config.json").write_text(json.dumps(card))
     (tmp_path / "model.safetensors").write_bytes(b"not really")
     code, _, err = run_cli(capsys, "generate", "--model", str(tmp_path))
     assert code != 0 and "not a valid safetensors file" in err and err.count("\n") == 1

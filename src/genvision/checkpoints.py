@@ -5,12 +5,17 @@ training state (optimizer moments, RNG states, step) is read with
 ``torch.load(weights_only=True)``, which refuses arbitrary objects. Every directory is
 written to a temporary sibling first and renamed into place, so a crash or a kill mid-save
 never leaves a half-written checkpoint where a loader would find it.
+
+Loading checks a directory before allocating anything: the card's fields, ``config.json``
+against the model's config dataclass (types and ranges), the model's size on the meta device
+(:data:`genvision.registry.MAX_PARAMETERS`), and every tensor's shape and dtype in the
+safetensors headers. Each problem is a one-line CheckpointError naming the file and the key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import pickle
 import shutil
 from dataclasses import dataclass
@@ -18,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import __version__, atomic
-from .config import to_dict
-from .errors import CheckpointError, reason
-from .registry import create_model, get_entry
+from .config import shown, to_dict
+from .errors import CheckpointError, ConfigError, reason
+from .registry import ModelEntry, get_entry, meta_model, model_config
 
 FORMAT_NAME = "genvision"
 FORMAT_VERSION = 1
@@ -96,13 +101,22 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 
 def read_model_card(directory: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json``; its ``model``, ``kind`` and ``config`` fields are checked for
+    presence and type (their values are checked by :func:`load_pretrained`)."""
     directory = resolve_model_dir(directory)
+    path = directory / CONFIG_FILE
     try:
-        card = json.loads((directory / CONFIG_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"{directory / CONFIG_FILE} is not valid JSON") from None
-    if not isinstance(card, dict) or card.get("format") != FORMAT_NAME or "model" not in card:
-        raise CheckpointError(f"{directory / CONFIG_FILE} is not a genvision model card")
+        card = json.loads(path.read_text())
+    except (ValueError, RecursionError):  # bad JSON or UTF-8, ints over 4300 digits, deep nesting
+        raise CheckpointError(f"{path} is not valid JSON") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is not a genvision model card (no \"format\": \"{FORMAT_NAME}\")")
+    for key, kind in (("model", str), ("kind", str), ("config", dict)):
+        if key not in card:
+            raise CheckpointError(f"{path} has no {key!r} field")
+        if not isinstance(card[key], kind):
+            expected = "a mapping of the model's config fields" if kind is dict else "a string"
+            raise CheckpointError(f"{path}: {key!r} must be {expected}, got {shown(card[key])}")
     return card
 
 
@@ -114,6 +128,81 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is not a valid safetensors file ({reason(exc)})") from None
 
 
+def _read_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{name: (shape, dtype)}`` of a safetensors file, read from its header alone (no tensor data)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({reason(exc)})") from None
+
+
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+
+
+def _key(name: str) -> str:
+    """A tensor name for a one-line message: as is, or its repr when it holds odd characters."""
+    return name if name.isprintable() and name.strip() == name and name else repr(name)
+
+
+def _names(keys: list[str], limit: int = 3) -> str:
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(_key(k) for k in keys[:limit]) + more
+
+
+def _config_summary(config: Any) -> str:
+    """``arch=conv, width=32, ...``: the config's scalar fields (nested mappings as ``generator.width``)."""
+    def scalars(values: dict[str, Any], prefix: str = "") -> list[str]:
+        out = []
+        for key, value in values.items():
+            if isinstance(value, dict):
+                out += scalars(value, f"{prefix}{key}.")
+            elif value is None or isinstance(value, (bool, int, float, str)):
+                out.append(f"{prefix}{key}={value}")
+            elif isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+                out.append(f"{prefix}{key}={list(value)}")
+        return out
+
+    return ", ".join(scalars(dataclasses.asdict(config)))
+
+
+def _explaining_fields(config: Any, expected: tuple[int, ...], actual: tuple[int, ...]) -> str:
+    """The config's integer fields whose value is one of the dimensions that differ; when none
+    is (a float such as mlp_ratio, or a product of fields), all of its fields."""
+    sizes = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    sizes = {k: v for k, v in sizes.items() if isinstance(v, int) and not isinstance(v, bool)}
+    differing = {e for i, e in enumerate(expected) if i >= len(actual) or actual[i] != e}
+    named = [f"{k}={v}" for k, v in sizes.items() if v in differing]
+    return ", ".join(named) if named else f"config ({_config_summary(config)})"
+
+
+def _check_weights(path: Path, expected: dict[str, torch.Tensor], config: Any, entry: ModelEntry, *,
+                   complete: bool) -> None:
+    """Compare a weights file's header with the shapes the config implies, before loading any data.
+
+    ``complete``: every tensor of the model must be there (model.safetensors); an EMA file
+    covers only the sampled sub-network, so it may hold a subset.
+    """
+    stored = _read_header(path)
+    unexpected = sorted(set(stored) - set(expected))
+    missing = sorted(set(expected) - set(stored)) if complete else []
+    if missing or unexpected:
+        parts = [f"missing {_names(missing)}" if missing else "",
+                 f"unexpected {_names(unexpected)}" if unexpected else ""]
+        # Which config field decides a tensor's presence (arch, pool, likelihood, ...) cannot be
+        # told from its name: show them all.
+        raise CheckpointError(f"{path} does not match model {entry.name} as {CONFIG_FILE} describes it "
+                              f"({_config_summary(config)}): {'; '.join(p for p in parts if p)}")
+    for key, (shape, dtype) in stored.items():
+        want = tuple(expected[key].shape)
+        if shape != want:
+            raise CheckpointError(f"{path}: {_key(key)} has shape {shape}, {CONFIG_FILE}'s "
+                                  f"{_explaining_fields(config, want, shape)} expects {want}")
+        if expected[key].is_floating_point() and dtype not in _FLOAT_DTYPES:
+            raise CheckpointError(f"{path}: {_key(key)} is stored as {dtype}; model {entry.name} needs "
+                                  "floating-point values")
+
+
 def load_pretrained(directory: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True,
                     kind: str | tuple[str, ...] | None = None) -> nn.Module:
     """Rebuild a registered model from its directory, in eval mode.
@@ -123,21 +212,35 @@ def load_pretrained(directory: str | Path, *, device: str | torch.device = "cpu"
     """
     directory = resolve_model_dir(directory)
     card = read_model_card(directory)
-    entry = get_entry(card["model"])
+    try:
+        entry = get_entry(card["model"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {exc}") from None
     allowed = (kind,) if isinstance(kind, str) else kind
     if allowed is not None and entry.kind not in allowed:
         raise CheckpointError(f"{directory} holds a {entry.kind} model ({entry.name}); this command needs a "
                               f"{' or '.join(allowed)} model")
-    model = create_model(entry.name, card.get("config", {}))
-    weights_path = directory / EMA_FILE if use_ema and (directory / EMA_FILE).is_file() else directory / WEIGHTS_FILE
-    state = _load_weights(weights_path)
-    if weights_path.name == EMA_FILE:
+    if card["kind"] != entry.kind:
+        raise CheckpointError(f"{directory / CONFIG_FILE} says kind {shown(card['kind'])}, but model {entry.name} "
+                              f"is a {entry.kind} model")
+    # Everything about the config and the weights' shapes is checked before a real tensor
+    # exists: the config against its dataclass, the size on the meta device, the shapes
+    # against the safetensors headers.
+    try:
+        config = model_config(entry.name, card["config"], "config")
+        expected = meta_model(entry.name, config).state_dict()
+    except ConfigError as exc:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {exc}") from None
+    use_ema_file = use_ema and (directory / EMA_FILE).is_file()
+    _check_weights(directory / WEIGHTS_FILE, expected, config, entry, complete=True)
+    if use_ema_file:
+        _check_weights(directory / EMA_FILE, expected, config, entry, complete=False)
+    model = entry.cls(config)
+    state = _load_weights(directory / WEIGHTS_FILE)
+    if use_ema_file:
         # EMA covers only the sampled sub-network; the rest comes from the raw weights.
-        state = {**_load_weights(directory / WEIGHTS_FILE), **state}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{weights_path} does not match model {entry.name}: "
-                              f"{len(missing)} missing and {len(unexpected)} unexpected tensors")
+        state = {**state, **_load_weights(directory / EMA_FILE)}
+    model.load_state_dict(state)
     model.model_dir = str(directory)
     return model.to(device).eval()
 

@@ -3,15 +3,20 @@
 A recipe is a dataclass whose fields are section dataclasses (``train``, ``data``, ``model``,
 ``objective``). Overrides name a field as ``section.field=value`` or, when the field name is
 unique across sections, as ``field=value``. Values are parsed as YAML scalars and checked
-against the field's type, so ``steps=1e3`` or ``lr=fast`` fail with a one-line message
-instead of surfacing deep inside training.
+against the field's type (``steps=1e3`` is read as the integer 1000; ``steps=1.5``,
+``lr=fast``, ``lr=nan`` or an integer beyond int64 fail with a one-line message naming the key)
+and then against the section's range checks (each section's ``validate()``), so a wrong number
+never surfaces deep inside training.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +27,94 @@ import yaml
 
 from . import atomic
 from .errors import ConfigError
+
+
+# Bounds shared by the sections below and the model configs.
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096  # no registered model takes images under 8 px
+MAX_BATCH_SIZE = 65536  # larger batches are a typo: the batch is allocated before anything checks memory
+MAX_WORKERS = 256
+MAX_EVAL_SAMPLES = 100_000  # twice the FID convention (50k)
+PRECISIONS = ("auto", "bf16", "fp32")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]{1,3})?")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_range(name: str, value: int | float, low: float | None = None, high: float | None = None, *,
+                low_open: bool = False, high_open: bool = False) -> None:
+    """Raise a one-line ConfigError naming ``name`` unless ``value`` lies in the interval.
+
+    The interval is closed unless ``low_open`` / ``high_open``; a missing bound is infinite.
+    NaN is outside every interval.
+    """
+    inside = value == value
+    if low is not None:
+        inside = inside and (value > low if low_open else value >= low)
+    if high is not None:
+        inside = inside and (value < high if high_open else value <= high)
+    if inside:
+        return
+    lo, hi = _bound_text(low), _bound_text(high)
+    if low is not None and high is not None:
+        interval = f"in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
+    elif low is not None:
+        interval = f"{'>' if low_open else '>='} {lo}"
+    else:
+        interval = f"{'<' if high_open else '<='} {hi}"
+    raise ConfigError(f"{name} must be {interval}, got {value!r}")
+
+
+# Learning rates above 10 diverge with every optimizer here; weight decay above 1 flips the
+# sign of a weight in one AdamW step at lr 1.
+MAX_LR = 10.0
+MAX_WEIGHT_DECAY = 1.0
+# Loss weights (beta, gp_weight, ...): typos above this would overflow fp32 losses; papers use <= 250.
+MAX_LOSS_WEIGHT = 1e6
+
+
+def check_optimizer(section: str, lr: float | None, betas: tuple[float, ...] | None = None,
+                    weight_decay: float | None = None, lr_name: str = "lr") -> None:
+    """The ranges every Adam-style optimizer section shares: lr in (0, 10], two betas in
+    [0, 1), weight_decay in [0, 1]."""
+    if lr is not None:
+        check_range(f"{section}.{lr_name}", lr, 0.0, MAX_LR, low_open=True)
+    if betas is not None and (len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas)):
+        raise ConfigError(f"{section}.betas must be two numbers in [0, 1), got {list(betas)}")
+    if weight_decay is not None:
+        check_range(f"{section}.weight_decay", weight_decay, 0.0, MAX_WEIGHT_DECAY)
+
+
+def check_path(name: str, text: str) -> Path:
+    """``Path(text).expanduser()``, or a one-line ConfigError naming ``name`` for text no file
+    system takes: a NUL byte, or ``~user`` for an unknown user."""
+    try:
+        if "\0" in text:
+            raise ValueError
+        return Path(text).expanduser()
+    except (ValueError, RuntimeError):
+        raise ConfigError(f"{name} is not a usable path: {shown(text)}") from None
+
+
+def _bound_text(bound: float | None) -> str:
+    return "" if bound is None else str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
+def check_run_name(name: str | None) -> None:
+    """A run name is one safe path component: it names a directory under train.out_dir."""
+    if name is None:
+        return
+    if (not name or "/" in name or "\\" in name or name.startswith(".") or not name.isprintable()
+            or len(name.encode("utf-8")) > 255):
+        raise ConfigError(f"train.name must be a single folder name (no '/', not starting with '.', "
+                          f"printable, at most 255 bytes), got {shown(name)}")
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for one-line messages about user input."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for str() (Python caps conversions at 4300 digits)
+        text = f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @dataclass
@@ -35,6 +128,22 @@ class DataConfig:
     download: bool = True  # fetch canonical files when missing and online
     workers: int = 0  # DataLoader worker processes; 0 keeps exact resume and is fastest for in-memory data
     limit: int | None = None  # use only the first N examples (quick experiments, tests)
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ConfigError("data.name must name a dataset or folder:PATH, got ''")
+        if self.name.startswith("folder:"):
+            check_path("data.name", self.name[len("folder:"):])
+        if self.root is not None:
+            check_path("data.root", self.root)
+        if self.image_size is not None:
+            check_range("data.image_size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"data.channels must be 1, 3 or null (the dataset's own), got {self.channels!r}")
+        # Each worker is a process: thousands of them would exhaust the machine before a batch loads.
+        check_range("data.workers", self.workers, 0, MAX_WORKERS)
+        if self.limit is not None:
+            check_range("data.limit", self.limit, 1)
 
 
 @dataclass
@@ -62,6 +171,33 @@ class TrainConfig:
     eval_every: int = 0  # steps between quality evaluations (0 = off)
     eval_samples: int = 1000  # samples per training-time evaluation
 
+    def validate(self) -> None:
+        check_run_name(self.name)
+        check_path("train.out_dir", self.out_dir)
+        check_range("train.steps", self.steps, 1)
+        check_range("train.batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        # Below 2**32: numpy takes 32-bit seeds, and seeds are scaled (seed * 1_000_003 + i) to
+        # derive per-batch seeds, which must stay inside torch's 64-bit seed range.
+        check_range("train.seed", self.seed, 0, 2**32 - 1)
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {shown(self.device)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {shown(self.precision)}")
+        check_range("train.ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
+        check_range("train.ema_start", self.ema_start, 0)
+        if self.grad_clip is not None:
+            check_range("train.grad_clip", self.grad_clip, 0.0, low_open=True)
+        check_range("train.log_every", self.log_every, 1)  # the loop logs when step % log_every == 0
+        check_range("train.sample_every", self.sample_every, 0)
+        check_range("train.ckpt_every", self.ckpt_every, 1)
+        check_range("train.keep_last", self.keep_last, 1)
+        check_range("train.max_nonfinite", self.max_nonfinite, 1)
+        if self.max_minutes is not None:
+            check_range("train.max_minutes", self.max_minutes, 0.0, low_open=True)
+        check_range("train.eval_every", self.eval_every, 0)
+        # FID needs two samples for a covariance; the features of all of them are kept in memory.
+        check_range("train.eval_samples", self.eval_samples, 2, MAX_EVAL_SAMPLES)
+
 
 def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
@@ -86,24 +222,34 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {shown(value)}")
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
             choices = ", ".join(map(str, typing.get_args(tp)))
-            raise ConfigError(f"{where} must be one of {choices}, got {value!r}")
+            raise ConfigError(f"{where} must be one of {choices}, got {shown(value)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        (item_tp, *_) = typing.get_args(tp) or (Any,)
-        items = [_coerce(v, item_tp, where) for v in value]
+            raise ConfigError(f"{where} must be a list, got {shown(value)}")
+        args = typing.get_args(tp) or (Any, ...)
+        if origin is tuple and args[-1] is not Ellipsis:
+            # A fixed-length tuple such as betas: tuple[float, float].
+            if len(value) != len(args):
+                raise ConfigError(f"{where} must be a list of {len(args)} values, got {shown(value)}")
+            return tuple(_coerce(v, t, where) for v, t in zip(value, args))
+        items = [_coerce(v, args[0], where) for v in value]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping of fields, got {shown(value)}")
+        return value
     if tp is Any:
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
+        raise ConfigError(f"{where} must be true or false, got {shown(value)}")
+    given = value
     if tp in (int, float) and isinstance(value, str):
         # YAML 1.1 reads "1e3" as a string; accept any plain number spelling.
         try:
@@ -111,19 +257,28 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         except ValueError:
             pass
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{where} must be an integer, got {value!r}")
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise ConfigError(f"{where} must be an integer that fits in 64 bits, got {shown(given)}")
+            return value
+        raise ConfigError(f"{where} must be an integer, got {shown(given)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where} must be a number, got {value!r}")
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond the float range
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{where} must be a finite number, got {shown(given)}")
+            return number
+        raise ConfigError(f"{where} must be a number, got {shown(given)}")
     if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 2024-05-01 as a date; a name= or a path means the text.
+        if isinstance(value, (str, int, float, datetime.date)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{where} must be a string, got {value!r}")
+        raise ConfigError(f"{where} must be a string, got {shown(value)}")
     if _is_dataclass_type(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping of fields")
@@ -198,12 +353,15 @@ def parse_overrides(recipe_cls: type, overrides: list[str]) -> dict[str, Any]:
         key, raw = item.split("=", 1)
         try:
             value = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError:
-            raise ConfigError(f"cannot parse the value of override {item!r}") from None
+        except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: ints beyond 4300 digits
+            raise ConfigError(f"cannot parse the value of override {shown(item)}") from None
         path = _resolve_key(recipe_cls, key.strip())
         node = nested
         for part in path[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {shown(item)} sets a field inside {part!r}, which an earlier "
+                                  f"override set to a value")
         node[path[-1]] = value
     return nested
 
@@ -222,6 +380,8 @@ def load_recipe(recipe_cls: type, config_file: str | Path | None = None, overrid
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        except (ValueError, RecursionError, OSError) as exc:  # binary files, 5000-digit ints, deep nesting
+            raise ConfigError(f"{path} is not a readable YAML file ({type(exc).__name__})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping of sections")
         values = _deep_merge(values, loaded)
@@ -240,5 +400,6 @@ def save_resolved(config: Any, directory: str | Path) -> None:
 
 __all__ = [
     "DataConfig", "TrainConfig", "build_dataclass", "load_recipe", "parse_overrides", "save_resolved",
-    "to_dict", "field",
+    "to_dict", "field", "check_range", "check_optimizer", "check_path", "check_run_name", "shown",
+    "MIN_IMAGE_SIZE", "MAX_IMAGE_SIZE", "MAX_BATCH_SIZE", "MAX_LR", "MAX_WEIGHT_DECAY", "MAX_LOSS_WEIGHT",
 ]

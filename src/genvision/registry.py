@@ -62,32 +62,81 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
-    """Build a (possibly nested) config dataclass from plain JSON values, rejecting unknown keys."""
-    field_names = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - field_names)
-    if unknown:
-        raise ConfigError(f"{config_cls.__name__} has no field(s) {', '.join(unknown)}")
-    kwargs = {}
-    for f in dataclasses.fields(config_cls):
-        if f.name not in values:
-            continue
-        value = values[f.name]
-        if isinstance(value, list) and f.type in ("tuple[int, ...]", "tuple[float, ...]"):
-            value = tuple(value)
-        kwargs[f.name] = value
-    return config_cls(**kwargs)
+# The largest model create_model builds: parameters and buffers together, 8 GiB in fp32. Far
+# above every registered default (the largest, dit, has ~4.2M); a config asking for more is a
+# typo (latent_dim=10**12) and is refused before any memory is allocated.
+MAX_PARAMETERS = 2**31
+
+
+def model_config(name: str, values: dict[str, Any] | None = None, where: str = "") -> Any:
+    """The config dataclass of model ``name`` built from plain (JSON / YAML) values.
+
+    The one way to turn values into a model config: :func:`genvision.config.build_dataclass`
+    checks every key and type (finite numbers, 64-bit integers) and runs the config's
+    ``validate()`` (ranges), each error a one-line ConfigError naming the key.
+    """
+    from .config import build_dataclass
+
+    entry = get_entry(name)
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or name + ' config'} must be a mapping of {entry.config_cls.__name__} fields")
+    return build_dataclass(entry.config_cls, values, where)
+
+
+def _size_fields(config: Any) -> str:
+    """``latent_dim=100, width=64, ...``: the integer fields, which set a model's size."""
+    def is_size(value: Any) -> bool:
+        if isinstance(value, tuple):
+            return bool(value) and all(is_size(v) for v in value)
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return ", ".join(f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in values.items() if is_size(v))
+
+
+def meta_model(name: str, config: Any) -> nn.Module:
+    """Build model ``name`` on the meta device (shapes only, no memory) and check its size.
+
+    Raises a one-line ConfigError listing the config's sizes when the model would hold more
+    than :data:`MAX_PARAMETERS` parameters and buffers, or when a size overflows what torch
+    can even describe. Shapes of the result's ``state_dict()`` are those of the real model.
+    """
+    import torch
+
+    entry = get_entry(name)
+    try:
+        with torch.device("meta"):
+            model = entry.cls(config)
+    except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        if "overflow" not in str(exc).lower():
+            raise
+        raise ConfigError(f"model {name} cannot be built: its tensors would exceed 64-bit sizes "
+                          f"({_size_fields(config)})") from None
+    count = sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"model {name} would hold {count:.3g} parameters and buffers, over the limit of "
+                          f"{MAX_PARAMETERS:,} ({_size_fields(config)})")
+    return model
 
 
 def create_model(name: str, config: Any = None) -> nn.Module:
-    """Build a registered model from a config dataclass, a dict of its fields, or defaults."""
+    """Build a registered model from a config dataclass, a dict of its fields, or defaults.
+
+    The config is validated and the model's size checked on the meta device first, so an
+    absurd config fails in milliseconds with a one-line ConfigError instead of allocating.
+    """
     entry = get_entry(name)
-    if config is None:
-        config = entry.config_cls()
-    elif isinstance(config, dict):
-        config = config_from_dict(entry.config_cls, config)
+    if config is None or isinstance(config, dict):
+        config = model_config(name, config)
     elif not isinstance(config, entry.config_cls):
         raise ConfigError(f"model {name!r} expects a {entry.config_cls.__name__}, got {type(config).__name__}")
+    else:
+        validate = getattr(config, "validate", None)
+        if callable(validate):
+            validate()
+    meta_model(name, config)
     return entry.cls(config)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
 from ..registry import register_model
 
@@ -43,9 +44,11 @@ class CNNConfig:
     def validate(self) -> None:
         if self.channels not in (1, 3):
             raise ConfigError(f"cnn channels must be 1 or 3, got {self.channels}")
-        if self.stages < 1:
-            raise ConfigError(f"cnn stages must be >= 1, got {self.stages}")
-        if self.image_size < 2 ** self.stages or self.image_size < 8:
+        # Each stage halves the image: more stages than log2(4096) cannot fit any image (and
+        # bounding stages first keeps 2 ** stages below from computing a huge integer).
+        check_range("cnn stages", self.stages, 1, 12)
+        check_range("cnn image_size", self.image_size, 8, MAX_IMAGE_SIZE)
+        if self.image_size < 2 ** self.stages:
             raise ConfigError(f"cnn image_size must be >= {max(8, 2 ** self.stages)} for {self.stages} "
                               f"stages, got {self.image_size}")
         if self.num_classes < 2:

@@ -27,12 +27,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
 from ..nn.attention import MLP, SelfAttention
 from ..nn.embeddings import PatchEmbed, TimestepEmbedder, check_patch_grid, sincos_2d, unpatchify
 from ..registry import register_model
 
 SAMPLERS = ("euler", "heun", "midpoint")
+MAX_DEPTH = 1024  # DiT-XL has 28 blocks
+MAX_MLP_RATIO = 64.0  # DiT uses 4
+MAX_SAMPLE_STEPS = 10_000  # flow sampling saturates long before; 1000 is the DDPM convention
+MAX_CFG_SCALE = 100.0
 
 
 @dataclass
@@ -52,14 +57,24 @@ class DiTConfig:
     def validate(self) -> None:
         if self.channels not in (1, 3):
             raise ConfigError(f"dit channels must be 1 or 3, got {self.channels}")
+        check_range("dit image_size", self.image_size, 8, MAX_IMAGE_SIZE)
         check_patch_grid(self.image_size, self.patch_size, "dit")
         if self.num_classes < 0:
             raise ConfigError(f"dit num_classes must be >= 0, got {self.num_classes}")
         if self.dim < 4 or self.dim % 4 or self.heads < 1 or self.dim % self.heads:
             raise ConfigError(f"dit dim ({self.dim}) must be a multiple of 4 and divisible by heads ({self.heads})")
-        if self.depth < 1 or self.mlp_ratio <= 0:
-            raise ConfigError(f"dit depth must be >= 1 and mlp_ratio > 0, got {self.depth} and {self.mlp_ratio}")
-        check_sampling(self.sample_steps, self.sampler, self.cfg_scale)
+        # Depth is a Python loop of modules (even on the meta device): bound it before building.
+        check_range("dit depth", self.depth, 1, MAX_DEPTH)
+        # The MLP's hidden width is int(mlp_ratio * dim): it must be at least one unit.
+        check_range("dit mlp_ratio", self.mlp_ratio, 0.0, MAX_MLP_RATIO, low_open=True)
+        if int(self.mlp_ratio * self.dim) < 1:
+            raise ConfigError(f"dit mlp_ratio * dim must be >= 1 (the MLP's width), got {self.mlp_ratio} * {self.dim}")
+        # The sampling defaults, named as config keys (check_sampling names the CLI flags).
+        check_range("dit sample_steps", self.sample_steps, 1, MAX_SAMPLE_STEPS)
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"dit sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        # Guidance extrapolates by (cfg - 1) times the class signal; far past 20 images saturate.
+        check_range("dit cfg_scale", self.cfg_scale, 0.0, MAX_CFG_SCALE)
 
 
 def check_sampling(steps: int, sampler: str, cfg: float) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
 from ..registry import register_model
 
@@ -42,10 +43,14 @@ class ResNetConfig:
     def validate(self) -> None:
         if self.channels not in (1, 3):
             raise ConfigError(f"resnet channels must be 1 or 3, got {self.channels}")
-        if not self.blocks or any(b < 1 for b in self.blocks):
-            raise ConfigError(f"resnet blocks must be a non-empty list of counts >= 1, got {list(self.blocks)}")
-        if self.image_size < max(8, 2 ** (len(self.blocks) - 1)):
-            raise ConfigError(f"resnet image_size {self.image_size} is too small for {len(self.blocks)} stages")
+        # Stages past the 12th would shrink any image (<= 4096 px) below a pixel; 64 blocks per
+        # stage is well past ResNet-152's 36.
+        if not 1 <= len(self.blocks) <= 12 or any(not 1 <= b <= 64 for b in self.blocks):
+            raise ConfigError(f"resnet blocks must be a list of 1 to 12 counts, each in 1..64, got {list(self.blocks)}")
+        check_range("resnet image_size", self.image_size, 8, MAX_IMAGE_SIZE)
+        if self.image_size < 2 ** (len(self.blocks) - 1):
+            raise ConfigError(f"resnet image_size {self.image_size} is too small for {len(self.blocks)} stages "
+                              f"(blocks={list(self.blocks)})")
         if self.num_classes < 2:
             raise ConfigError(f"resnet num_classes must be >= 2, got {self.num_classes}")
         if self.width < 4:

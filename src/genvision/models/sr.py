@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import check_range
 from ..errors import ConfigError
 from ..registry import register_model
 
@@ -32,6 +33,16 @@ SCALES = (2, 3, 4)
 GENERATOR_ARCHS = ("espcn", "edsr")
 # Mean RGB of DIV2K, subtracted at the input and added back at the output by EDSR (its MeanShift).
 _RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+MAX_DEPTH = 256  # EDSR has 32 residual blocks, RCAN-style nets ~200
+MAX_D_BLOCKS = 16  # each halves the patch: 16 take any patch to one pixel long before
+
+
+def check_discriminator(d_width: int, d_blocks: int, prefix: str = "") -> None:
+    """The SRGAN discriminator's sizes (the recipe checks them at parse time, the config at build)."""
+    check_range(f"{prefix}d_width", d_width, 1)
+    check_range(f"{prefix}d_blocks", d_blocks, 1, MAX_D_BLOCKS)
 
 
 def _check_common(name: str, scale: int, channels: int) -> None:
@@ -127,8 +138,8 @@ class EDSRConfig:
         _check_common("edsr", self.scale, self.channels)
         if self.width < 1 or self.depth < 0:
             raise ConfigError(f"edsr width must be >= 1 and depth >= 0, got {self.width}, {self.depth}")
-        if not self.res_scale > 0:
-            raise ConfigError(f"edsr res_scale must be > 0, got {self.res_scale}")
+        check_range("edsr depth", self.depth, 0, MAX_DEPTH)  # a Python loop of blocks: bound it before building
+        check_range("edsr res_scale", self.res_scale, 0.0, 10.0, low_open=True)
 
 
 class ResBlock(nn.Module):
@@ -195,8 +206,7 @@ class SRGANConfig:
         _check_common("srgan", self.scale, self.channels)
         if self.arch not in GENERATOR_ARCHS:
             raise ConfigError(f"srgan arch must be one of {', '.join(GENERATOR_ARCHS)}, got {self.arch!r}")
-        if self.d_width < 1 or self.d_blocks < 1:
-            raise ConfigError(f"srgan d_width and d_blocks must be >= 1, got {self.d_width}, {self.d_blocks}")
+        check_discriminator(self.d_width, self.d_blocks, "srgan ")
         self.generator_config()
 
     def generator_config(self):
@@ -206,7 +216,10 @@ class SRGANConfig:
         cls = get_entry(self.arch).config_cls
         values = dataclasses.asdict(self.generator) if dataclasses.is_dataclass(self.generator) else dict(self.generator)
         values.update(scale=self.scale, channels=self.channels)
-        return build_dataclass(cls, values, "generator")
+        try:
+            return build_dataclass(cls, values, "generator")
+        except ConfigError as exc:  # the generator's fields are those of arch: say which arch
+            raise ConfigError(f"srgan generator (arch={self.arch}): {exc}") from None
 
 
 class SRDiscriminator(nn.Module):

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_range
 from ..errors import ConfigError
 from ..registry import register_model
 
@@ -49,6 +50,10 @@ LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-fixed", "logistic")
 ACTIVATIONS = {"elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
 # image size -> number of stride-2 stages (28 -> 7, 32 -> 8, 64 -> 8)
 _DOWNS = {28: 2, 32: 2, 64: 3}
+MAX_BLOCKS = 64  # residual blocks per stage / hidden layers: deep nets here use a handful
+# Decoder std in [-1, 1] pixel units: far below one 8-bit level (2/255) the loss is all
+# quantisation noise and overflows in bf16; above 10 the decoder explains nothing.
+MIN_SIGMA, MAX_SIGMA = 1e-4, 10.0
 LOG2 = math.log(2.0)
 
 
@@ -138,16 +143,18 @@ class VAEConfig:
             raise ConfigError(f"vae latent_dim must be >= 1, got {self.latent_dim}")
         if self.width < 4 or self.blocks < 0:
             raise ConfigError(f"vae width must be >= 4 and blocks >= 0, got {self.width} and {self.blocks}")
+        # Counts of modules are Python loops (even on the meta device): bound them before building.
+        check_range("vae blocks", self.blocks, 0, MAX_BLOCKS)
         if self.arch not in ARCHS:
             raise ConfigError(f"vae arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.hidden < 1 or self.layers < 0:
             raise ConfigError(f"vae hidden must be >= 1 and layers >= 0, got {self.hidden} and {self.layers}")
+        check_range("vae layers", self.layers, 0, MAX_BLOCKS)
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"vae activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"vae likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
-        if self.sigma <= 0:
-            raise ConfigError(f"vae sigma must be > 0, got {self.sigma}")
+        check_range("vae sigma", self.sigma, MIN_SIGMA, MAX_SIGMA)
         if self.num_classes < 0:
             raise ConfigError(f"vae num_classes must be >= 0 (0 = unconditional), got {self.num_classes}")
 

@@ -22,6 +22,7 @@ import torch
 from einops import repeat
 from torch import nn
 
+from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
 from ..nn.attention import TransformerBlock
 from ..nn.embeddings import PatchEmbed, check_patch_grid, sincos_2d
@@ -29,6 +30,8 @@ from ..registry import register_model
 
 POOLS = ("cls", "mean")
 POSITIONS = ("learned", "sincos")
+MAX_DEPTH = 1024  # ViT-H has 32 blocks
+MAX_MLP_RATIO = 64.0  # transformers use 2-4
 
 
 @dataclass
@@ -57,6 +60,7 @@ class ViTConfig:
     def validate(self) -> None:
         if self.channels not in (1, 3):
             raise ConfigError(f"vit channels must be 1 or 3, got {self.channels}")
+        check_range("vit image_size", self.image_size, 8, MAX_IMAGE_SIZE)
         check_patch_grid(self.image_size, self.patch_size, "vit")
         if self.num_classes < 2:
             raise ConfigError(f"vit num_classes must be >= 2, got {self.num_classes}")
@@ -64,8 +68,12 @@ class ViTConfig:
             raise ConfigError(f"vit dim ({self.dim}) must be >= 4 and divisible by heads ({self.heads})")
         if self.positions == "sincos" and self.dim % 4:
             raise ConfigError(f"vit positions=sincos needs dim divisible by 4, got {self.dim}")
-        if self.depth < 1 or self.mlp_ratio <= 0:
-            raise ConfigError(f"vit depth must be >= 1 and mlp_ratio > 0, got {self.depth} and {self.mlp_ratio}")
+        # Depth is a Python loop of modules (even on the meta device): bound it before building.
+        check_range("vit depth", self.depth, 1, MAX_DEPTH)
+        # The MLP's hidden width is int(mlp_ratio * dim): it must be at least one unit.
+        check_range("vit mlp_ratio", self.mlp_ratio, 0.0, MAX_MLP_RATIO, low_open=True)
+        if int(self.mlp_ratio * self.dim) < 1:
+            raise ConfigError(f"vit mlp_ratio * dim must be >= 1 (the MLP's width), got {self.mlp_ratio} * {self.dim}")
         if self.pool not in POOLS:
             raise ConfigError(f"vit pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
         if self.positions not in POSITIONS:

@@ -32,9 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_range
 from ..errors import ConfigError
 from ..registry import register_model
-from .vae import _DOWNS, ACTIVATIONS, ConvDecoder, ConvEncoder, bernoulli_nll, gaussian_nll, likelihood_channels
+from .vae import (_DOWNS, ACTIVATIONS, MAX_BLOCKS, MAX_SIGMA, MIN_SIGMA, ConvDecoder, ConvEncoder, bernoulli_nll,
+                  gaussian_nll, likelihood_channels)
 
 VQ_LIKELIHOODS = ("bernoulli", "gaussian-fixed")
 
@@ -62,10 +64,13 @@ class VQVAEConfig:
             raise ConfigError(f"vqvae image_size must be 28, 32 or 64, got {self.image_size}")
         if self.channels not in (1, 3):
             raise ConfigError(f"vqvae channels must be 1 or 3, got {self.channels}")
-        if self.downs < 1 or self.image_size % 2 ** self.downs:
+        # Bounded before 2 ** downs below: 6 halvings take 64 px (the largest size) to 1 px.
+        check_range("vqvae downs", self.downs, 1, 6)
+        if self.image_size % 2 ** self.downs:
             raise ConfigError(f"vqvae downs must be >= 1 and divide image_size by a power of two, got {self.downs}")
         if self.width < 4 or self.blocks < 0:
             raise ConfigError(f"vqvae width must be >= 4 and blocks >= 0, got {self.width} and {self.blocks}")
+        check_range("vqvae blocks", self.blocks, 0, MAX_BLOCKS)
         if self.codebook_size < 2 or self.code_dim < 1:
             raise ConfigError(f"vqvae codebook_size must be >= 2 and code_dim >= 1, got "
                               f"{self.codebook_size} and {self.code_dim}")
@@ -77,8 +82,7 @@ class VQVAEConfig:
             raise ConfigError(f"vqvae activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.likelihood not in VQ_LIKELIHOODS:
             raise ConfigError(f"vqvae likelihood must be one of {', '.join(VQ_LIKELIHOODS)}, got {self.likelihood!r}")
-        if self.sigma <= 0:
-            raise ConfigError(f"vqvae sigma must be > 0, got {self.sigma}")
+        check_range("vqvae sigma", self.sigma, MIN_SIGMA, MAX_SIGMA)
         if self.num_classes != 0:
             raise ConfigError("vqvae is unconditional (num_classes must be 0)")
 

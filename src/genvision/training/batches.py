@@ -15,6 +15,8 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import ConfigError
+
 
 def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**63)  # any 64-bit seed fits
@@ -29,8 +31,10 @@ class StepBatchSampler(torch.utils.data.Sampler):
         self.num_items, self.batch_size, self.seed, self.start_step = num_items, batch_size, seed, start_step
         self.rank, self.global_batch = rank, batch_size * world_size
         if num_items < self.global_batch:
-            raise ValueError(f"dataset has {num_items} images, fewer than one global batch "
-                             f"({batch_size} x {world_size} ranks)")
+            # Every batch is full (ragged tails are dropped), so such a run could not take one step.
+            ranks = f" x {world_size} ranks" if world_size > 1 else ""
+            raise ConfigError(f"train.batch_size={batch_size}{ranks} is larger than the training data ({num_items} "
+                              f"examples): lower train.batch_size (or raise data.limit)")
         self.steps_per_epoch = num_items // self.global_batch
 
     def __iter__(self) -> Iterator[list[int]]:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...config import DataConfig, TrainConfig
+from ...config import DataConfig, TrainConfig, check_optimizer, check_range
 from ...errors import ConfigError
 from ..objective import DataInfo, Objective, StepContext
 from ..optim import fast_optimizer
@@ -65,18 +65,18 @@ class ClassifyObjectiveConfig:
     def validate(self) -> None:
         if self.augment not in AUGMENTS:
             raise ConfigError(f"classifier augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
-        if self.randaugment_ops < 0 or not 0 <= self.randaugment_magnitude <= 30:
-            raise ConfigError("randaugment_ops must be >= 0 and randaugment_magnitude in 0..30")
-        if self.mixup < 0 or self.cutmix < 0 or not 0.0 <= self.mix_prob <= 1.0:
-            raise ConfigError("mixup and cutmix must be >= 0 and mix_prob in [0, 1]")
+        check_range("objective.randaugment_ops", self.randaugment_ops, 0, 16)  # RandAugment has 14 operations
+        check_range("objective.randaugment_magnitude", self.randaugment_magnitude, 0, 30)
+        # Beta(a, a) for a >= 100 is 0.5 +- 0.04 already (and overflows fp32 far beyond).
+        if not (0.0 <= self.mixup <= 100.0 and 0.0 <= self.cutmix <= 100.0):
+            raise ConfigError(f"mixup and cutmix must be >= 0 and at most 100, got objective.mixup={self.mixup}, "
+                              f"objective.cutmix={self.cutmix}")
+        check_range("objective.mix_prob", self.mix_prob, 0.0, 1.0)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"classifier optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"classifier schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        check_optimizer("objective", self.lr, weight_decay=self.weight_decay)
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...config import DataConfig, TrainConfig
+from ...config import DataConfig, TrainConfig, check_optimizer
 from ...errors import ConfigError
 from ...models.dit import DiTConfig
 from ..objective import DataInfo, Objective, StepContext, check_class_count, fit_config_to_data
@@ -45,10 +45,7 @@ class FlowObjectiveConfig:
     time_sampling: str = "uniform"  # uniform | logit-normal (sigmoid of N(0, 1): more weight mid-path)
 
     def validate(self) -> None:
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        check_optimizer("objective", self.lr, self.betas, self.weight_decay)
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0.0 <= self.label_dropout <= 1.0:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...augment import diff_augment, parse_policy
-from ...config import DataConfig, TrainConfig
+from ...config import MAX_LOSS_WEIGHT, DataConfig, TrainConfig, check_optimizer, check_range
 from ...errors import ConfigError
 from ...models.gan import DCGANConfig
 from ..objective import DataInfo, Objective, StepContext, eval_mode, fit_config_to_data
@@ -45,14 +45,10 @@ class GANObjectiveConfig:
     def validate(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"gan loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.lr_g <= 0 or self.lr_d <= 0:
-            raise ConfigError(f"learning rates must be > 0, got lr_g={self.lr_g}, lr_d={self.lr_d}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        if self.gp_weight < 0:
-            raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight}")
-        if self.d_steps < 1:
-            raise ConfigError(f"d_steps must be >= 1, got {self.d_steps}")
+        check_optimizer("objective", self.lr_g, self.betas, lr_name="lr_g")
+        check_optimizer("objective", self.lr_d, lr_name="lr_d")
+        check_range("objective.gp_weight", self.gp_weight, 0.0, MAX_LOSS_WEIGHT)
+        check_range("objective.d_steps", self.d_steps, 1, 100)  # WGAN-GP uses 5; each is a full D update
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.label_smoothing and self.loss not in ("minimax", "nonsaturating"):

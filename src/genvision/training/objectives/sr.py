@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...config import DataConfig, TrainConfig
+from ...config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, DataConfig, TrainConfig, check_optimizer, check_range
 from ...errors import ConfigError
 from ..objective import DataInfo, Objective, StepContext
 from ..optim import fast_optimizer
@@ -40,6 +40,13 @@ class SRDataConfig(DataConfig):
     repeat: int = 20  # patches per image per "epoch" (the epoch length only matters for the data order)
     augment: bool = True  # random flips and 90-degree rotations (the 8 symmetries of the square)
 
+    def validate(self) -> None:
+        super().validate()
+        # (the recipe checks that patch_size is a multiple of the scale)
+        check_range("data.patch_size", self.patch_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+        # An epoch is a random permutation of num_images * repeat indices, held in memory.
+        check_range("data.repeat", self.repeat, 1, 10_000)
+
 
 @dataclass
 class SRObjectiveConfig:
@@ -54,8 +61,7 @@ class SRObjectiveConfig:
     def validate(self) -> None:
         if self.loss not in ("l1", "l2"):
             raise ConfigError(f"sr loss must be l1 or l2, got {self.loss!r}")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        check_optimizer("objective", self.lr, self.betas, self.weight_decay)
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"sr schedule must be cosine or constant, got {self.schedule!r}")
         if self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:

@@ -24,16 +24,19 @@ The feature ("perceptual") loss ``L_feat`` is one of:
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 
-from ...config import TrainConfig
-from ...errors import ConfigError, reason
+from ...config import MAX_LOSS_WEIGHT, TrainConfig, check_optimizer, check_path, check_range, shown
+from ...errors import ConfigError, GenvisionError, reason
+from ...models.sr import check_discriminator
 from ..objective import DataInfo, Objective, StepContext
 from .sr import ARCHS, SRDataConfig, SRSampleMixin, arch_config, check_sr_recipe, cosine_scheduler, make_adam
 
@@ -62,14 +65,16 @@ class SRGANObjectiveConfig:
         if self.perceptual == "vgg" and not self.vgg_weights:
             raise ConfigError("perceptual=vgg needs objective.vgg_weights=PATH (torchvision vgg19 weights); "
                               "genvision does not download them")
-        if self.vgg_weights and not Path(self.vgg_weights).expanduser().is_file():
-            raise ConfigError(f"vgg_weights file not found: {self.vgg_weights}")
-        if min(self.lr_g, self.lr_d) <= 0:
-            raise ConfigError("lr_g and lr_d must be > 0")
-        if min(self.pixel_weight, self.feature_weight, self.adversarial_weight) < 0:
-            raise ConfigError("loss weights must be >= 0")
+        if self.vgg_weights and not check_path("objective.vgg_weights", self.vgg_weights).is_file():
+            raise ConfigError(f"objective.vgg_weights file not found: {shown(self.vgg_weights)}")
+        check_optimizer("objective", self.lr_g, self.betas, lr_name="lr_g")
+        check_optimizer("objective", self.lr_d, lr_name="lr_d")
+        for name in ("pixel_weight", "feature_weight", "adversarial_weight"):
+            check_range(f"objective.{name}", getattr(self, name), 0.0, MAX_LOSS_WEIGHT)
+        check_range("objective.warmup_steps", self.warmup_steps, 0)
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        check_range("objective.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
 
     @property
     def feature_loss(self) -> str:
@@ -93,6 +98,11 @@ class SRGANRecipe:
 
     def validate(self) -> None:
         check_sr_recipe(self.arch, self.scale, self.data.patch_size)
+        check_discriminator(self.d_width, self.d_blocks)
+        if self.init:
+            check_path("init", self.init)
+        else:  # with init, the model section is replaced by init's config when the model is built
+            arch_config(self.arch, self.model, self.scale)
         self.objective.validate()
 
 
@@ -103,7 +113,10 @@ def _init_model(recipe: SRGANRecipe):
 
     if not recipe.init:
         return None
-    loaded = load_pretrained(recipe.init, kind="sr", use_ema=True)
+    try:
+        loaded = load_pretrained(recipe.init, kind="sr", use_ema=True)
+    except GenvisionError as exc:  # name the recipe key: "model not found: X" alone does not say where X came from
+        raise type(exc)(f"init: {exc}") from None
     generator = loaded.generator if isinstance(loaded, SRGAN) else loaded
     arch = getattr(generator, "registry_name", None)
     if arch not in ARCHS:
@@ -122,16 +135,25 @@ class VGGFeatures(nn.Module):
         from torchvision.models import vgg19
 
         path = Path(weights_path).expanduser()
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+                state = load_file(str(path))
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, SafetensorError, RuntimeError, EOFError, OSError, ValueError) as exc:
+            # weights_only refuses arbitrary objects: nothing in the file runs.
+            raise ConfigError(f"objective.vgg_weights: {shown(str(path))} is not a readable state dict "
+                              f"({type(exc).__name__})") from None
+        if not isinstance(state, dict):
+            raise ConfigError(f"objective.vgg_weights: {shown(str(path))} holds a {type(state).__name__}, "
+                              "not a state dict")
         net = vgg19()
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
-            raise ConfigError(f"{path} is not a torchvision vgg19 state dict ({reason(exc)})") from None
+            raise ConfigError(f"objective.vgg_weights: {shown(str(path))} is not a torchvision vgg19 state dict "
+                              f"({reason(exc)})") from None
         self.features = net.features[:35].eval().requires_grad_(False)  # up to conv5_4, no ReLU
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -214,7 +236,8 @@ DESCRIPTION = ("SRGAN-style refinement of an sr model (init=DIR): discriminator 
 
 
 def build(recipe: SRGANRecipe, data: DataInfo) -> tuple[nn.Module, SRGANObjective]:
-    from ...models.sr import SRGAN, SRGANConfig
+    from ...models.sr import SRGANConfig
+    from ...registry import create_model
 
     generator = _init_model(recipe)
     recipe.validate()
@@ -222,7 +245,7 @@ def build(recipe: SRGANRecipe, data: DataInfo) -> tuple[nn.Module, SRGANObjectiv
     recipe.model = dataclasses.asdict(gen_config)
     config = SRGANConfig(arch=recipe.arch, generator=dict(recipe.model), scale=recipe.scale,
                          channels=gen_config.channels, d_width=recipe.d_width, d_blocks=recipe.d_blocks)
-    model = SRGAN(config)
+    model = create_model("srgan", config)  # through the registry: the meta-device size bound applies
     if generator is not None:
         model.generator.load_state_dict(generator.state_dict())
     return model, SRGANObjective(model, recipe.objective, data, scale=recipe.scale, total_steps=recipe.train.steps)
@@ -234,8 +257,11 @@ def build_dataset(recipe: SRGANRecipe):
     if recipe.init:  # the patches must match init's scale
         from ...checkpoints import read_model_card
 
-        card = read_model_card(recipe.init)
-        scale = card.get("config", {}).get("scale")
+        try:
+            card = read_model_card(recipe.init)
+        except GenvisionError as exc:
+            raise type(exc)(f"init: {exc}") from None
+        scale = card["config"].get("scale")
         if isinstance(scale, int):
             recipe.scale = scale
     return sr_dataset(recipe)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ...config import DataConfig, TrainConfig
+from ...config import MAX_LOSS_WEIGHT, DataConfig, TrainConfig, check_optimizer, check_range
 from ...errors import ConfigError
 from ...models.vae import VAEConfig
 from ..objective import DataInfo, Objective, StepContext, check_class_count, eval_mode, fit_config_to_data
@@ -46,20 +46,17 @@ class VAEObjectiveConfig:
     min_lr_ratio: float = 0.05  # final lr as a fraction of lr (cosine only)
 
     def validate(self) -> None:
-        if self.beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {self.beta}")
-        if self.kl_warmup_steps < 0 or self.lr_warmup_steps < 0:
-            raise ConfigError("warm-up steps must be >= 0")
-        if self.free_bits < 0:
-            raise ConfigError(f"free_bits must be >= 0, got {self.free_bits}")
+        check_range("objective.beta", self.beta, 0.0, MAX_LOSS_WEIGHT)
+        check_range("objective.kl_warmup_steps", self.kl_warmup_steps, 0)
+        check_range("objective.lr_warmup_steps", self.lr_warmup_steps, 0)
+        check_range("objective.free_bits", self.free_bits, 0.0, 100.0)  # nats per latent dimension
         if self.binarize not in BINARIZE:
             raise ConfigError(f"binarize must be one of {', '.join(BINARIZE)}, got {self.binarize!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"vae optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"vae schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        check_optimizer("objective", self.lr, self.betas, self.weight_decay)
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ...config import DataConfig, TrainConfig
+from ...config import DataConfig, TrainConfig, check_optimizer, check_range
 from ...errors import ConfigError
 from ...models.vqvae import VQVAEConfig
 from ..objective import DataInfo, Objective, StepContext, eval_mode
@@ -36,8 +36,8 @@ class VQVAEObjectiveConfig:
     def validate(self) -> None:
         if self.binarize not in BINARIZE:
             raise ConfigError(f"binarize must be one of {', '.join(BINARIZE)}, got {self.binarize!r}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        check_optimizer("objective", self.lr, self.betas)
+        check_range("objective.lr_warmup_steps", self.lr_warmup_steps, 0)
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"vqvae schedule must be cosine or constant, got {self.schedule!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:

@@ -1,0 +1,78 @@
+"""What each kind of model promises, as ``typing.Protocol``s: callers dispatch on these, never on
+registry names or on probing ``model.config`` for attributes.
+
+Every registered network also carries ``registry_name``, ``model_kind`` and ``config`` (see
+``genvision.registry``). The protocols are ``runtime_checkable``, so ``isinstance(model, Generator)``
+checks that the methods exist (not their signatures: the tests of each family check those).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Samples images from latents: GANs, VAEs (their prior), the DiT (its noise)."""
+
+    config: Any
+
+    @property
+    def num_classes(self) -> int:
+        """Classes it conditions on; 0 = unconditional."""
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+        """n latents (for a seed: drawn on the generator's device, then moved)."""
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, **sampling: Any) -> torch.Tensor:
+        """Images in [-1, 1] (n, C, H, W) from latents ``z`` (and labels for conditional models)."""
+
+
+@runtime_checkable
+class LatentCodec(Protocol):
+    """Maps images to the latent space it generates from, and back: VAEs (posterior means),
+    VQ-VAEs (quantised code vectors). Interpolating between images walks this space."""
+
+    config: Any
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def image_latents(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents of images in [-1, 1] (B, C, H, W)."""
+
+    def decode_latents(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from latents; ``decode_latents(image_latents(x))`` reconstructs x."""
+
+
+@runtime_checkable
+class ImageToImage(Protocol):
+    """Maps an image in [0, 1] (B, C, h, w) to an image (B, C, scale*h, scale*w): super-resolution
+    (and, with scale 1, restoration models)."""
+
+    config: Any
+
+    @property
+    def scale(self) -> int: ...
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """Logits (B, num_classes) for images in [-1, 1]; penultimate features for FID-style scores."""
+
+    config: Any
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+__all__ = ["Classifier", "Generator", "ImageToImage", "LatentCodec"]

@@ -1,0 +1,6 @@
+"""Processes: the math that turns a network into a generative model, kept apart from the networks
+(as the DiT code keeps ``diffusion/`` apart from ``models.py``) so editing and inpainting can reuse
+the samplers with any velocity field.
+
+- :mod:`.flow`: flow matching on straight paths — the training loss and the ODE samplers.
+"""
