@@ -163,6 +163,10 @@ def test_decode_refuses_arrays_that_are_not_numbers(tmp_path, capsys):
         assert code == 1 and err.count("\n") == 1 and err.startswith("error: "), (name, err)
         assert "unexpected" not in err, (name, err)
         assert not (tmp_path / "d.png").exists()
+    np.save(tmp_path / "many.npy", np.zeros((200_000, 4), np.float32))  # one grid of 200,000 digits: too big
+    code = main(["decode", "--model", str(tmp_path / "vae"), str(tmp_path / "many.npy"), "-o", str(tmp_path / "d.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and "over the limit of" in err and "decode fewer latents at a time" in err
     np.save(tmp_path / "ok.npy", np.zeros((3, 4), np.float64))
     assert main(["decode", "--model", str(tmp_path / "vae"), str(tmp_path / "ok.npy"), "-o", str(tmp_path / "d.png")]) == 0
 

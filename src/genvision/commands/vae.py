@@ -96,12 +96,16 @@ def traverse(model_dir, image, dims, span, steps, label, output, overwrite):
     """Latent traversal grid: one latent dimension varied per row (beta-VAE disentanglement view)."""
     from .. import io as gio
     from ..tasks import vae as tv
+    from ..tasks.generate import check_grid, image_shape
 
     _guard(overwrite, model_dir, [image]).claim(output, sidecar=True)
     model = _load_vae(model_dir)
     if tv.is_vq(model):
         raise ConfigError("traverse needs a continuous latent (a vae or cvae model), not a VQ-VAE")
     dim_list = tv.parse_dims(dims, model.config.latent_dim)
+    shape = image_shape(model)
+    if shape is not None:  # one row per dimension: refuse a grid over io.MAX_PIXELS before decoding it
+        check_grid(len(dim_list) * steps, shape, steps, remedy="give fewer --dims or --steps")
     x = tv.load_images([image], model)
     grid = tv.traverse(model, x[0], dim_list, span=span, steps=steps, labels=_class_option(label))
     path = gio.save_grid(grid, output, nrow=steps, metadata={"model": str(model_dir), "image": image,
@@ -151,7 +155,7 @@ def decode(model_dir, latents, label, output, nrow, overwrite):
     array = tv.load_latents(path)
     shape = image_shape(model)
     if shape is not None:  # one grid of all latents: refuse one over io.MAX_PIXELS before decoding
-        check_grid(array.shape[0] if array.ndim > 1 else 1, shape, nrow)
+        check_grid(array.shape[0] if array.ndim > 1 else 1, shape, nrow, remedy="decode fewer latents at a time")
     images = tv.decode(model, array, _class_option(label))
     out = gio.save_grid(images, output, nrow=nrow, metadata={"model": str(model_dir), "latents": str(path)})
     click.echo(f"wrote {out}")

@@ -228,12 +228,12 @@ def grid_size(n: int, height: int, width: int, nrow: int | None = None, padding:
     return columns * (width + padding) + padding, rows * (height + padding) + padding
 
 
-def check_grid(n: int, shape: tuple[int, int, int], nrow: int | None = None) -> None:
+def check_grid(n: int, shape: tuple[int, int, int], nrow: int | None = None,
+               remedy: str = "write one PNG per image with -o FOLDER/ instead") -> None:
     """Refuse, before anything runs, a grid image over ``genvision.io.MAX_PIXELS`` pixels."""
     from ..io import MAX_PIXELS
 
     width, height = grid_size(n, shape[1], shape[2], nrow)
     if width * height > MAX_PIXELS:
         raise ConfigError(f"a grid of {n} images of {shape[2]}x{shape[1]} would be {width}x{height} = "
-                          f"{width * height} pixels, over the limit of {MAX_PIXELS}; write one PNG per image "
-                          f"with -o FOLDER/ instead")
+                          f"{width * height} pixels, over the limit of {MAX_PIXELS}; {remedy}")
