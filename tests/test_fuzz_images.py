@@ -29,6 +29,9 @@ from PIL import Image
 from genvision import io as gio
 from genvision.errors import ImageLoadError
 
+# Damaged TIFF/EXIF blocks make Pillow warn and go on without the EXIF data; the image still loads.
+pytestmark = pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
+
 # The fuzz tests pass a pixel cap of 2**20 (instead of io.MAX_PIXELS, 89 M) so a damaged header that
 # declares a big-but-allowed image costs milliseconds, not seconds; the code path is the same.
 SMALL_PIXELS = 1 << 20
