@@ -52,7 +52,8 @@ def main() -> None:
             continue
         t0 = time.perf_counter()
         result = evaluate(str(run_dir), data="mnist", data_root=args.data_root, n=N, features=features,
-                          fid_weights=args.fid_weights, output=RESULTS / "runs" / f"{name}-eval.json")
+                          fid_weights=args.fid_weights, output=RESULTS / "runs" / f"{name}-eval.json",
+                          overwrite=True)  # a re-run replaces its own earlier results
         wall = time.perf_counter() - t0
         record(capability, name, recipe="gan default, EMA generator", wall_s=wall,
                throughput={"eval wall s": wall}, quality=quality(result.metrics))

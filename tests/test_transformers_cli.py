@@ -101,10 +101,10 @@ def test_generate_with_steps_cfg_sampler(runs, tmp_path, capsys):
     (["explain", "--model", "{resnet}", "{bad}"], "bad.png"),
     (["classify", "--model", "{vit}", "{digit}", "--top-k", "0"], "--top-k"),
     (["explain", "--model", "{resnet}", "{digit}", "--class", "10"], "--class must be in 0..9"),
-    (["generate", "--model", "{dit}", "--steps", "0"], "--steps must be an integer >= 1, got 0"),
+    (["generate", "--model", "{dit}", "--steps", "0"], "Invalid value for '--steps': 0 is not in the range 1<=x<=10000"),
     (["generate", "--model", "{dit}", "--steps", "many"], "'many' is not a valid integer"),
     (["generate", "--model", "{dit}", "--sampler", "rk4"], "--sampler must be one of euler, heun, midpoint"),
-    (["generate", "--model", "{dit}", "--cfg", "-2"], "--cfg must be a number >= 0"),
+    (["generate", "--model", "{dit}", "--cfg", "-2"], "Invalid value for '--cfg': -2.0 is not in the range 0.0<=x<=100.0"),
     (["explain", "--model", "{vit}", "{digit}", "-o", "{tmp}/out.bmp"], "cannot save as '.bmp'"),
 ])
 def test_errors_are_one_line(runs, digits, tmp_path, capsys, argv, message):

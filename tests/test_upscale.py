@@ -149,7 +149,9 @@ def test_exif_orientation_and_folders(tmp_path):
     Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(src / "rotated.jpg", exif=exif)
     Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(src / "sub" / "b.png")
     (src / ".hidden.png").write_bytes(b"ignored")
-    written = upscale_path(bicubic_model(2), src, tmp_path / "out", progress=False, metadata={"model": "bicubic"})
+    report = upscale_path(bicubic_model(2), src, tmp_path / "out", progress=False, metadata={"model": "bicubic"})
+    written = report.written
+    assert report.ok and report.total == 2
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == ["rotated.png", "sub/b.png"]
     assert Image.open(tmp_path / "out" / "rotated.png").size == (40, 80)  # displayed 20 wide x 40 high, x2
     sidecar = json.loads((tmp_path / "out" / "sub" / "b.png.json").read_text())

@@ -156,7 +156,7 @@ def test_likelihood_and_evaluate(runs, tmp_path, capsys):
     (["generate", "--model", "{vqvae}", "--temperature", "0.5"], "temperature is not supported"),
     (["decode", "--model", "{vae}", "{img}"], "is not a readable .npy"),
     (["encode", "--model", "{vae}", "{img}", "-o", "z.txt"], "-o must name a .npy file"),
-    (["likelihood", "--model", "{vae}", "-k", "0"], "-k and --limit must be >= 1"),
+    (["likelihood", "--model", "{vae}", "-k", "0"], "Invalid value for '-k' / '--k': 0 is not in the range 1<=x<=100000"),
 ])
 def test_one_line_errors(runs, digits, capsys, argv, message):
     paths, bad, _ = digits

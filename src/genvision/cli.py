@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .commands.params import CLASS, MAX_COUNT, NROW, SCALE, SEED, Count, FiniteFloat, overwrite_option
 from .errors import GenvisionError, reason
 
 EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
@@ -84,51 +85,85 @@ def _load_generator(model_dir: str, use_ema: bool):
 
 @cli.command()
 @click.option("--model", "model_dir", required=True, help="Model or run directory.")
-@click.option("-n", "num", default=64, show_default=True, type=int, help="Number of images.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--class", "class_label", type=int, help="Class to generate (conditional models).")
+@click.option("-n", "num", default=64, show_default=True, type=Count(1, MAX_COUNT),
+              help="Number of images (generated in batches: any number streams to a folder).")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="0..2**63-1; image i is the same for any -n.")
+@click.option("--class", "class_label", type=CLASS, help="Class to generate (conditional models).")
 @click.option("-o", "--output", default="samples.png", show_default=True, type=click.Path(),
               help="Grid PNG; a directory name (ending in /) writes one PNG per image.")
-@click.option("--nrow", type=int, help="Images per grid row.")
+@click.option("--nrow", type=NROW, help="Images per grid row.")
+@click.option("--batch-size", default=256, show_default=True, type=Count(1, 10_000),
+              help="Images per forward pass: memory, not results (each image has its own seeded latent).")
 @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
-@click.option("--steps", type=int, help="Sampling steps (diffusion models).")
-@click.option("--cfg", type=float, help="Classifier-free guidance scale, 1 = conditional (diffusion models).")
+@click.option("--steps", type=Count(1, 10_000), help="Sampling steps (diffusion models).")
+@click.option("--cfg", type=FiniteFloat(0.0, 100.0),
+              help="Classifier-free guidance scale 0..100, 1 = conditional (diffusion models).")
 @click.option("--sampler", help="ODE sampler: euler, heun or midpoint (diffusion models).")
-@click.option("--temperature", type=float, help="Scale of the prior latents, < 1 for cleaner samples (VAEs).")
-def generate(model_dir, num, seed, class_label, output, nrow, no_ema, steps, cfg, sampler, temperature):
+@click.option("--temperature", type=FiniteFloat(0.0, 100.0, min_open=True),
+              help="Scale of the prior latents, > 0; < 1 for cleaner samples (VAEs).")
+@overwrite_option
+def generate(model_dir, num, seed, class_label, output, nrow, batch_size, no_ema, steps, cfg, sampler, temperature,
+             overwrite):
     """Sample images from a trained generator."""
+    import torch
+
     from . import io as gio
-    from .tasks.generate import generate as run_generate
+    from .outputs import NumberedNames, OutputGuard, run_job
+    from .tasks.generate import check_grid, image_shape, iter_generate
 
     model = _load_generator(model_dir, use_ema=not no_ema)
     options = {"steps": steps, "cfg": cfg, "sampler": sampler, "temperature": temperature}
     sampling = {k: v for k, v in options.items() if v is not None}
-    # Only options given on the command line are passed; tasks.generate refuses ones the model does not take.
-    images = run_generate(model, num, seed=seed, class_label=class_label, **sampling)
     meta = {"model": str(model_dir), "seed": seed, "n": num, "class": class_label, **sampling}
+    guard = OutputGuard(overwrite=overwrite).add_model(model_dir)
+    # Only options given on the command line are passed; tasks.generate refuses ones the model does not take.
+    batches = iter_generate(model, num, seed=seed, class_label=class_label, batch_size=batch_size, **sampling)
     if output.endswith(os.sep) or output.endswith("/"):
-        for i, image in enumerate(images):
-            gio.save_image(image, Path(output) / f"{seed}_{i:05d}.png", metadata={**meta, "index": i})
-        click.echo(f"wrote {num} images to {output}")
+        folder = guard.claim_numbered(output, NumberedNames(f"{seed}_", num, ".png"), sidecar=True)
+
+        def numbered():
+            index = 0
+            for batch in batches:
+                for image in batch:
+                    yield index, image
+                    index += 1
+
+        def save(item):
+            index, image = item
+            return gio.save_image(image, folder / f"{seed}_{index:05d}.png", metadata={**meta, "index": index})
+
+        # fail_fast: a write that fails (a full disk) would fail for every later image too
+        report = run_job(numbered(), save, total=num, label=lambda item: f"image {item[0]}", fail_fast=True,
+                         desc="generate")
+        click.echo(report.summary(output))
     else:
-        path = gio.save_grid(images, output, nrow=nrow, metadata=meta)
+        shape = image_shape(model)
+        if shape is not None:
+            check_grid(num, shape, nrow)  # before any sampling: a grid over io.MAX_PIXELS is refused
+        path = guard.claim(output, sidecar=True)
+        images = torch.cat(list(batches))  # the grid check bounds this by io.MAX_PIXELS images' pixels
+        path = gio.save_grid(images, path, nrow=nrow, metadata=meta)
         click.echo(f"wrote {path}")
 
 
 @cli.command()
 @click.option("--model", "model_dir", required=True, help="Model or run directory.")
-@click.option("--seeds", nargs=2, type=int, default=(1, 2), show_default=True, help="Start and end seeds.")
-@click.option("--frames", default=8, show_default=True, type=int)
+@click.option("--seeds", nargs=2, type=SEED, default=(1, 2), show_default=True, help="Start and end seeds.")
+@click.option("--frames", default=8, show_default=True, type=Count(2, 1000))
 @click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
-@click.option("--class", "class_label", type=int, help="Class for conditional models.")
+@click.option("--class", "class_label", type=CLASS, help="Class for conditional models.")
 @click.option("-o", "--output", default="interpolation.png", show_default=True, type=click.Path(),
               help="PNG strip, or a .gif animation.")
 @click.option("--images", nargs=2, type=click.Path(), help="VAEs: walk between these two images' latents instead.")
-def interpolate(model_dir, seeds, frames, method, class_label, output, images):
+@overwrite_option
+def interpolate(model_dir, seeds, frames, method, class_label, output, images, overwrite):
     """Walk the latent space between two seeds or two images (PNG strip or GIF)."""
     from . import io as gio
+    from .outputs import OutputGuard
     from .tasks.generate import interpolate as run_interpolate
 
+    guard = OutputGuard(overwrite=overwrite).add_model(model_dir).add_inputs(*(images or ()))
+    guard.claim(output, sidecar=True)
     if images:
         from .checkpoints import load_pretrained
         from .tasks.vae import interpolate_images, load_images
@@ -153,19 +188,21 @@ def interpolate(model_dir, seeds, frames, method, class_label, output, images):
 @click.option("--model", "model_dir", required=True, help="Model or run directory.")
 @click.option("--data", help="Dataset to compare with (default: the one the model was trained on).")
 @click.option("--data-root", type=click.Path(), help="Where dataset files live.")
-@click.option("-n", "num", default=10_000, show_default=True, type=int, help="Generated samples (generators).")
+@click.option("-n", "num", default=10_000, show_default=True, type=Count(0, MAX_COUNT),
+              help="Generated samples (generators; 0 skips sample metrics for VAEs).")
 @click.option("--features", help="Feature space: domain (default), inception, or a classifier model directory.")
 @click.option("--fid-weights", type=click.Path(), help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth.")
-@click.option("--batch-size", default=500, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--class", "class_label", type=int, help="Evaluate one class of a conditional generator.")
-@click.option("--scale", type=int, help="Super-resolution: 2, 3 or 4 (checked against the model; needed for bicubic).")
+@click.option("--batch-size", default=500, show_default=True, type=Count(1, 10_000))
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--class", "class_label", type=CLASS, help="Evaluate one class of a conditional generator.")
+@click.option("--scale", type=SCALE, help="Super-resolution: 2, 3 or 4 (checked against the model; needed for bicubic).")
 @click.option("--self-ensemble", is_flag=True, help="Super-resolution: average over the 8 flips/transposes.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("-o", "--output", default="evaluation.json", show_default=True, type=click.Path(),
               help="JSON results (a confusion-matrix PNG is written beside it for classifiers).")
+@overwrite_option
 def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size, seed, class_label, scale,
-             self_ensemble, device, output):
+             self_ensemble, device, output, overwrite):
     """Measure a model offline: FID/KID/precision-recall for generators, accuracy for classifiers."""
     from .tasks.evaluate import evaluate as run_evaluate
 
@@ -173,11 +210,11 @@ def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size,
         from .sr.evaluate import evaluate_sr
 
         click.echo(evaluate_sr(model_dir, data=data, data_root=data_root, scale=scale, device=device,
-                               output=output, self_ensemble=self_ensemble).table())
+                               output=output, self_ensemble=self_ensemble, overwrite=overwrite).table())
         return
     result = run_evaluate(model_dir, data=data, data_root=data_root, n=num, features=features,
                           fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,
-                          device=device, output=output)
+                          device=device, output=output, overwrite=overwrite)
     click.echo(result.table())
 
 
@@ -202,7 +239,8 @@ def datasets():
 
 @cli.command()
 @click.option("--out", default="out/demo", show_default=True, type=click.Path(), help="Report directory.")
-@click.option("--minutes", default=1.0, show_default=True, type=float, help="Training time budget.")
+@click.option("--minutes", default=1.0, show_default=True, type=FiniteFloat(0.0, 24 * 60.0, min_open=True),
+              help="Training time budget (0 < minutes <= 1440).")
 @click.option("--device", default="auto", show_default=True)
 def demo(out, minutes, device):
     """Train a small DCGAN on the embedded mnist-mini and write an HTML report."""

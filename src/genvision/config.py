@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from . import atomic
-from .errors import ConfigError
+from .errors import ConfigError, reason
 
 
 # Bounds shared by the sections below and the model configs.
@@ -379,7 +379,7 @@ def load_recipe(recipe_cls: type, config_file: str | Path | None = None, overrid
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"{path} is not valid YAML: {reason(exc)}") from None
         except (ValueError, RecursionError, OSError) as exc:  # binary files, 5000-digit ints, deep nesting
             raise ConfigError(f"{path} is not a readable YAML file ({type(exc).__name__})") from None
         if not isinstance(loaded, dict):

@@ -48,7 +48,9 @@ def evaluation_section(run_dir: Path, out: Path) -> Section:
     """FID-family scores of the demo GAN against mnist-mini's test digits, in domain features."""
     from .tasks.evaluate import evaluate
 
-    result = evaluate(str(run_dir), data="mnist-mini", n=1000, output=out / "evaluation.json", progress=False)
+    # the demo regenerates its own report folder each time, so its previous scores are replaced
+    result = evaluate(str(run_dir), data="mnist-mini", n=1000, output=out / "evaluation.json", progress=False,
+                      overwrite=True)
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in result.metrics.items()
                    if isinstance(v, float))
     body = (f"<p>1,000 samples against the 1,000 mnist-mini test digits "

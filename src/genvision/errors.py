@@ -29,6 +29,14 @@ class TrainingError(GenvisionError):
     """Training cannot continue (for example repeated non-finite losses)."""
 
 
+def display_path(path) -> str:
+    """A path as text on one line: file names may legally contain newlines and control characters."""
+    import os
+
+    text = os.fsdecode(os.fspath(path))
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def reason(exc: BaseException, limit: int = 200) -> str:
     """An exception's message as one line of at most ``limit`` characters, cut between words."""
     text = " ".join(str(exc).split()) or type(exc).__name__

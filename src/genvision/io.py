@@ -18,11 +18,9 @@ Pixel conventions (the explicit tables are ``_TO_WORKING`` and ``_DROP_ALPHA`` b
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import secrets
 import shlex
 import stat
 import sys
@@ -35,8 +33,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from . import __version__
-from .errors import ConfigError, GenvisionError, ImageLoadError
+from . import __version__, atomic
+from .errors import ConfigError, GenvisionError, ImageLoadError, display_path, reason
 
 ALLOWED_FORMATS: frozenset[str] = frozenset({"PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM"})
 MAX_FILE_BYTES: int = 200 * 2**20
@@ -116,25 +114,14 @@ def _convert(img: Image.Image, mode: str, name: str) -> Image.Image:
             return work
         return _DROP_ALPHA.get((work.mode, mode), lambda im: im.convert(mode))(work)
     except Exception as exc:  # Pillow raises assorted types; the caller only needs one
-        raise ImageLoadError(f"{name}: cannot convert {img.mode} to {mode} ({_reason(exc)})") from exc
+        raise ImageLoadError(f"{name}: cannot convert {img.mode} to {mode} ({reason(exc)})") from exc
 
 
 # ----------------------------------------------------------------------------- loading
 
-def _display(path: str | os.PathLike) -> str:
-    """The path as text on one line: file names may legally contain newlines."""
-    text = os.fsdecode(os.fspath(path))
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 def _decode(path: str | os.PathLike, max_bytes: int | None, max_pixels: int | None) -> Image.Image:
     """Open, check, fully decode and EXIF-orient ``path``; raise ImageLoadError on any failure."""
-    name = _display(path)
+    name = display_path(path)
     max_bytes = MAX_FILE_BYTES if max_bytes is None else max_bytes
     max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
     try:
@@ -145,7 +132,7 @@ def _decode(path: str | os.PathLike, max_bytes: int | None, max_pixels: int | No
     except FileNotFoundError as exc:
         raise ImageLoadError(f"{name}: no such file") from exc
     except OSError as exc:
-        raise ImageLoadError(f"{name}: cannot read ({_reason(exc)})") from exc
+        raise ImageLoadError(f"{name}: cannot read ({reason(exc)})") from exc
     step = "not a supported image"
     try:
         # Pillow's bomb check is only a warning below 2x its limit, so make it an error; the
@@ -177,11 +164,11 @@ def _decode(path: str | os.PathLike, max_bytes: int | None, max_pixels: int | No
         raise ImageLoadError(f"{name}: not a supported image (not {', '.join(_OPEN_FORMATS)}, "
                              f"or not an image at all)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(f"{name}: refused as a possible decompression bomb ({_reason(exc)})") from exc
+        raise ImageLoadError(f"{name}: refused as a possible decompression bomb ({reason(exc)})") from exc
     except MemoryError as exc:
         raise ImageLoadError(f"{name}: out of memory while decoding") from exc
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, zlib.error, ...
-        raise ImageLoadError(f"{name}: {step} ({_reason(exc)})") from exc
+        raise ImageLoadError(f"{name}: {step} ({reason(exc)})") from exc
 
 
 def load_image(path: str | os.PathLike, mode: str = "RGB", *, max_bytes: int | None = None,
@@ -195,7 +182,7 @@ def load_image(path: str | os.PathLike, mode: str = "RGB", *, max_bytes: int | N
     if mode not in _LOAD_MODES:
         raise ValueError(f"mode must be one of {', '.join(_LOAD_MODES)}; got {mode!r}")
     img = _decode(path, max_bytes, max_pixels)
-    return img if mode == "keep" else _convert(img, mode, _display(path))
+    return img if mode == "keep" else _convert(img, mode, display_path(path))
 
 
 def load_image_tensor(path: str | os.PathLike, channels: int = 3, *, max_bytes: int | None = None,
@@ -213,7 +200,7 @@ def load_image_tensor(path: str | os.PathLike, channels: int = 3, *, max_bytes: 
             return grey
         planes = [grey] * 3 + ([torch.ones_like(grey)] if channels == 4 else [])
         return torch.cat(planes)  # (C, H, W)
-    arr = np.array(_convert(img, _CHANNEL_MODES[channels], _display(path)))  # (H, W) or (H, W, C)
+    arr = np.array(_convert(img, _CHANNEL_MODES[channels], display_path(path)))  # (H, W) or (H, W, C)
     t = torch.from_numpy(arr)
     t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)  # (C, H, W)
     return t.contiguous().float().div_(255.0)
@@ -262,30 +249,19 @@ def tensor_to_pil(image: torch.Tensor, value_range: tuple[float, float] = (-1.0,
     return Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """``write(fh)`` into a temporary file next to ``path``, then rename it there: readers (and a
+    crash) never see half a file. A failing disk is one GenvisionError naming the file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # os.open with 0o666 lets the umask decide permissions (mkstemp would force 0o600)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())  # else a crash after the rename can leave an empty file
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise GenvisionError(f"{_display(path)}: cannot write ({_reason(exc)})") from exc
-        raise
+        return atomic.write_file(path, write)
+    except OSError as exc:
+        raise GenvisionError(f"{display_path(path)}: cannot write ({reason(exc)})") from exc
 
 
 def _save_format(path: Path, allowed: dict[str, str]) -> str:
     fmt = allowed.get(path.suffix.lower())
     if fmt is None:
-        raise ConfigError(f"{_display(path)}: cannot save as {path.suffix or 'a file without a suffix'!r}; "
+        raise ConfigError(f"{display_path(path)}: cannot save as {path.suffix or 'a file without a suffix'!r}; "
                           f"use {', '.join(allowed)}")
     return fmt
 
@@ -309,7 +285,7 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike, *, me
     fmt = _save_format(path, _SAVE_FORMATS)
     pil = tensor_to_pil(image, value_range) if isinstance(image, torch.Tensor) else image
     pil = _savable(pil, fmt)
-    _atomic_write(path, lambda fh: pil.save(fh, format=fmt, **_SAVE_OPTIONS[fmt]))
+    write_atomically(path, lambda fh: pil.save(fh, format=fmt, **_SAVE_OPTIONS[fmt]))
     if metadata is not None:
         write_sidecar(path, metadata)
     return path
@@ -340,14 +316,14 @@ def save_gif(frames: list[Image.Image] | torch.Tensor, path: str | os.PathLike, 
     if len({p.size for p in pils}) != 1:
         raise ValueError(f"save_gif needs one or more frames of one size; got {sorted({p.size for p in pils})}")
     pils = [_convert(p, "RGB", f"frame {i}") for i, p in enumerate(pils)]
-    _atomic_write(path, lambda fh: pils[0].save(fh, format="GIF", save_all=True, append_images=pils[1:],
+    write_atomically(path, lambda fh: pils[0].save(fh, format="GIF", save_all=True, append_images=pils[1:],
                                                 duration=duration_ms, loop=loop))
     if metadata is not None:
         write_sidecar(path, metadata)
     return path
 
 
-def _json_default(obj: object) -> object:
+def json_default(obj: object) -> object:
     # numpy/torch scalars and arrays, then paths; anything else raises TypeError as json expects
     return obj.tolist() if hasattr(obj, "tolist") else os.fspath(obj)
 
@@ -363,6 +339,6 @@ def write_sidecar(image_path: str | os.PathLike, metadata: dict) -> Path:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **metadata,
     }
-    text = json.dumps(record, indent=2, default=_json_default) + "\n"  # fails before any file exists
-    _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    text = json.dumps(record, indent=2, default=json_default) + "\n"  # fails before any file exists
+    write_atomically(path, lambda fh: fh.write(text.encode("utf-8")))
     return path

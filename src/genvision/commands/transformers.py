@@ -7,6 +7,8 @@ import json
 
 import click
 
+from .params import CLASS, Count, overwrite_option
+
 
 def _load_classifier(model_dir: str):
     from ..checkpoints import load_pretrained
@@ -25,7 +27,8 @@ def _load_image(path: str, channels: int):
 @click.command()
 @click.option("--model", "model_dir", required=True, help="Classifier model or run directory.")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1), help="Classes to show per image.")
+@click.option("--top-k", default=5, show_default=True, type=Count(1, 100_000),
+              help="Classes to show per image (at most the model's number of classes are shown).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def classify(model_dir, images, top_k, as_json):
     """Print the top-k classes (with probabilities) of each image."""
@@ -60,13 +63,16 @@ def classify(model_dir, images, top_k, as_json):
 @click.argument("image", type=click.Path())
 @click.option("-o", "--output", default="explanation.png", show_default=True, type=click.Path(),
               help="PNG with the input and heat-map overlays side by side.")
-@click.option("--class", "class_label", type=int, help="Class to explain (default: the predicted one).")
-def explain(model_dir, image, output, class_label):
+@click.option("--class", "class_label", type=CLASS, help="Class to explain (default: the predicted one).")
+@overwrite_option
+def explain(model_dir, image, output, class_label, overwrite):
     """Show what a classifier looked at: attention rollout + per-head maps (ViT) or Grad-CAM (CNN)."""
     from .. import io as gio
     from ..interpret import explain as run_explain
     from ..interpret import render
+    from ..outputs import OutputGuard
 
+    OutputGuard(overwrite=overwrite).add_model(model_dir).add_inputs(image).claim(output, sidecar=True)
     model = _load_classifier(model_dir)
     result = run_explain(model, _load_image(image, model.config.channels), target=class_label)
     meta = {"model": str(model_dir), "image": str(image), "method": result.method, "maps": list(result.maps),

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, reason
+from .params import CLASS, NROW, SEED, Count, FiniteFloat, overwrite_option
 
 MODEL_HELP = "VAE, CVAE or VQ-VAE model or run directory."
 
@@ -21,13 +22,24 @@ def _load_vae(model_dir: str, no_ema: bool = False):
     return load_pretrained(model_dir, kind="vae", use_ema=not no_ema)
 
 
-def _class_option(value: str | None):
+def _class_option(value: str | None, flag: str = "--label"):
     if value is None:
         return None
     try:
-        return int(value)
+        label = int(value)
     except ValueError:
-        raise ConfigError(f"--label must be an integer class, got {value!r}") from None
+        raise ConfigError(f"{flag} must be an integer class, got {value!r}") from None
+    if not 0 <= label <= CLASS.max:  # the model then checks it against its own number of classes
+        raise ConfigError(f"{flag} must be a class index >= 0, got {label}")
+    return label
+
+
+def _guard(overwrite: bool, model_dir: str, inputs=()):
+    """The outputs check every command here starts with: inputs and the model's files are never
+    replaced, existing outputs only with --overwrite."""
+    from ..outputs import OutputGuard
+
+    return OutputGuard(overwrite=overwrite).add_model(model_dir).add_inputs(*inputs)
 
 
 @click.command()
@@ -38,13 +50,15 @@ def _class_option(value: str | None):
 @click.option("-o", "--output", default="reconstruction.png", show_default=True, type=click.Path(),
               help="Grid PNG: originals above their reconstructions.")
 @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
-def reconstruct(model_dir, images, label, to_class, output, no_ema):
+@overwrite_option
+def reconstruct(model_dir, images, label, to_class, output, no_ema, overwrite):
     """Encode and decode IMAGES (originals above reconstructions); CVAE class edits with --to-class."""
     import torch
 
     from .. import io as gio
     from ..tasks import vae as tv
 
+    _guard(overwrite, model_dir, images).claim(output, sidecar=True)
     model = _load_vae(model_dir, no_ema)
     x = tv.load_images(list(images), model)
     labels = _class_option(label)
@@ -59,7 +73,7 @@ def reconstruct(model_dir, images, label, to_class, output, no_ema):
         nrow = k + 1
         meta["to_class"] = "all"
     else:
-        target = _class_option(to_class)
+        target = _class_option(to_class, "--to-class")
         recon = tv.restyle(model, x, labels, target)
         grid, nrow = torch.cat([x, recon]), x.shape[0]
         meta["to_class"] = target
@@ -70,20 +84,28 @@ def reconstruct(model_dir, images, label, to_class, output, no_ema):
 @click.command()
 @click.option("--model", "model_dir", required=True, help="VAE or CVAE model or run directory.")
 @click.option("--image", required=True, type=click.Path(), help="Image whose posterior mean is the centre.")
-@click.option("--dims", default="0-9", show_default=True, help="Latent dimensions, one per row: 0-9 or 0,3,5.")
-@click.option("--range", "span", default=3.0, show_default=True, type=float, help="Each row sweeps -R..R.")
-@click.option("--steps", default=9, show_default=True, type=int, help="Images per row.")
+@click.option("--dims", default="0-9", show_default=True,
+              help="Latent dimensions, one per row: 0-9 or 0,3,5 (each in 0..latent size - 1).")
+@click.option("--range", "span", default=3.0, show_default=True, type=FiniteFloat(0.0, 1000.0, min_open=True),
+              help="Each row sweeps -R..R (0 < R <= 1000).")
+@click.option("--steps", default=9, show_default=True, type=Count(2, 256), help="Images per row.")
 @click.option("--label", help="Class of the image (conditional models).")
 @click.option("-o", "--output", default="traversal.png", show_default=True, type=click.Path())
-def traverse(model_dir, image, dims, span, steps, label, output):
+@overwrite_option
+def traverse(model_dir, image, dims, span, steps, label, output, overwrite):
     """Latent traversal grid: one latent dimension varied per row (beta-VAE disentanglement view)."""
     from .. import io as gio
     from ..tasks import vae as tv
+    from ..tasks.generate import check_grid, image_shape
 
+    _guard(overwrite, model_dir, [image]).claim(output, sidecar=True)
     model = _load_vae(model_dir)
     if tv.is_vq(model):
         raise ConfigError("traverse needs a continuous latent (a vae or cvae model), not a VQ-VAE")
     dim_list = tv.parse_dims(dims, model.config.latent_dim)
+    shape = image_shape(model)
+    if shape is not None:  # one row per dimension: refuse a grid over io.MAX_PIXELS before decoding it
+        check_grid(len(dim_list) * steps, shape, steps, remedy="give fewer --dims or --steps")
     x = tv.load_images([image], model)
     grid = tv.traverse(model, x[0], dim_list, span=span, steps=steps, labels=_class_option(label))
     path = gio.save_grid(grid, output, nrow=steps, metadata={"model": str(model_dir), "image": image,
@@ -97,18 +119,18 @@ def traverse(model_dir, image, dims, span, steps, label, output):
 @click.option("--label", help="Class of the images (conditional models).")
 @click.option("-o", "--output", default="latents.npy", show_default=True, type=click.Path(),
               help=".npy: float32 (N, latent_dim) posterior means, or int64 (N, h, w) VQ token grids.")
-def encode(model_dir, images, label, output):
+@overwrite_option
+def encode(model_dir, images, label, output, overwrite):
     """Encode IMAGES to latents (VAE/CVAE posterior means) or token grids (VQ-VAE) in a .npy file."""
-    import numpy as np
-
+    from ..outputs import save_npy
     from ..tasks import vae as tv
 
     if not str(output).endswith(".npy"):
         raise ConfigError(f"-o must name a .npy file, got {output}")
+    _guard(overwrite, model_dir, images).claim(output)
     model = _load_vae(model_dir)
     latents = tv.encode(model, tv.load_images(list(images), model), _class_option(label))
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    np.save(output, latents, allow_pickle=False)
+    save_npy(output, latents)
     click.echo(f"wrote {output} ({latents.dtype} {latents.shape})")
 
 
@@ -117,22 +139,23 @@ def encode(model_dir, images, label, output):
 @click.argument("latents", type=click.Path())
 @click.option("--label", help="Class to decode with (conditional models).")
 @click.option("-o", "--output", default="decoded.png", show_default=True, type=click.Path(), help="Grid PNG.")
-@click.option("--nrow", type=int, help="Images per grid row.")
-def decode(model_dir, latents, label, output, nrow):
+@click.option("--nrow", type=NROW, help="Images per grid row.")
+@overwrite_option
+def decode(model_dir, latents, label, output, nrow, overwrite):
     """Decode a .npy of latents or VQ token grids (as written by encode) to an image grid."""
-    import numpy as np
-
     from .. import io as gio
     from ..tasks import vae as tv
+    from ..tasks.generate import check_grid, image_shape
 
     path = Path(latents)
     if not path.is_file():
         raise DataError(f"latents file not found: {path}")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path} is not a readable .npy array ({str(exc).splitlines()[0][:80]})") from None
+    _guard(overwrite, model_dir, [path]).claim(output, sidecar=True)
     model = _load_vae(model_dir)
+    array = tv.load_latents(path)
+    shape = image_shape(model)
+    if shape is not None:  # one grid of all latents: refuse one over io.MAX_PIXELS before decoding
+        check_grid(array.shape[0] if array.ndim > 1 else 1, shape, nrow, remedy="decode fewer latents at a time")
     images = tv.decode(model, array, _class_option(label))
     out = gio.save_grid(images, output, nrow=nrow, metadata={"model": str(model_dir), "latents": str(path)})
     click.echo(f"wrote {out}")
@@ -142,24 +165,27 @@ def decode(model_dir, latents, label, output, nrow):
 @click.option("--model", "model_dir", required=True, help="VAE or CVAE model or run directory.")
 @click.option("--data", help="Dataset (default: the one the model was trained on).")
 @click.option("--data-root", type=click.Path(), help="Where dataset files live.")
-@click.option("-k", "--k", "k", default=500, show_default=True, type=int, help="Importance samples per image.")
-@click.option("--limit", type=int, help="Only the first N test images.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("-k", "--k", "k", default=500, show_default=True, type=Count(1, 100_000),
+              help="Importance samples per image.")
+@click.option("--limit", type=Count(1, 10**9), help="Only the first N test images.")
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--device", default="auto", show_default=True)
 @click.option("-o", "--output", type=click.Path(), help="Also write the results as JSON.")
-def likelihood(model_dir, data, data_root, k, limit, seed, device, output):
+@overwrite_option
+def likelihood(model_dir, data, data_root, k, limit, seed, device, output, overwrite):
     """Test-set -ELBO and importance-weighted NLL (nats and bits/dim) with a chosen k."""
-    import json
-
+    from ..outputs import write_json
     from ..tasks.evaluate_vae import evaluate_vae
 
-    if k < 1 or (limit is not None and limit < 1):
-        raise ConfigError("-k and --limit must be >= 1")
+    if output:
+        guard = _guard(overwrite, model_dir)
+        if data and data.startswith("folder:"):
+            guard.add_input_folder(Path(data[len("folder:"):]).expanduser())
+        guard.claim(output)
     result = evaluate_vae(model_dir, data=data, data_root=data_root, n=0, k=k, limit=limit, seed=seed,
                           device=device)
     if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps(result.to_json(), indent=2))
+        write_json(output, result.to_json())
         result.files["json"] = output
     click.echo(result.table())
 

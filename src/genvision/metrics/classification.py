@@ -146,5 +146,7 @@ def plot_confusion_matrix(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, format="PNG")
+    from ..io import save_image
+
+    save_image(img, path)  # atomically: a temp file renamed into place
     return path

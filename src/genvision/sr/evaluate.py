@@ -237,11 +237,12 @@ def evaluate_sr_model(model, card, *, data: str, data_root=None, device="cpu", p
 
 def evaluate_sr(model_dir: str, *, data: str | None = None, data_root: str | None = None, scale: int | None = None,
                 device: str = "auto", output: str | Path | None = None, tile: int | None = None,
-                progress: bool = True, self_ensemble: bool = False):
-    """``genvision evaluate`` for SR models with ``--scale`` and for ``--model bicubic``."""
-    import json
-
+                progress: bool = True, self_ensemble: bool = False, overwrite: bool = False):
+    """``genvision evaluate`` for SR models with ``--scale`` and for ``--model bicubic``. ``output``
+    (the JSON, with a crops PNG beside it) is checked before anything runs: existing files are
+    refused unless ``overwrite``."""
     from ..runtime import select_device
+    from ..tasks.evaluate import plan_outputs, write_evaluation
     from ..tasks.upscale import resolve_sr_model
 
     if model_dir != "bicubic":
@@ -255,13 +256,11 @@ def evaluate_sr(model_dir: str, *, data: str | None = None, data_root: str | Non
         if scale is None:
             raise ConfigError("--model bicubic needs --scale 2, 3 or 4")
         card = {"model": "bicubic", "kind": "sr"}
+    output_path = plan_outputs("sr", output, model_dir=model_dir, data=data, overwrite=overwrite)
     torch_device = select_device(device)
     model = resolve_sr_model(model_dir, scale, device=torch_device, self_ensemble=self_ensemble)
-    output_path = Path(output) if output else None
     evaluation = evaluate_sr_model(model, card, data=data or "sr:Set5", data_root=data_root, output=output_path,
                                    progress=progress, tile=tile)
     if output_path is not None:
-        output_path.parent.mkdir(parents=True, exist_ok=True)
-        output_path.write_text(json.dumps(evaluation.to_json(), indent=2))
-        evaluation.files["json"] = output_path
+        write_evaluation(evaluation, output_path)
     return evaluation

@@ -10,7 +10,6 @@ per-class accuracy and a confusion matrix. Later families plug in through ``EVAL
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import time
@@ -34,6 +33,11 @@ from ..metrics.distribution import (
 from ..metrics.features import ClassifierExtractor, FeatureExtractor
 
 Sampler = Callable[[int, int], torch.Tensor]  # (n, seed) -> images in [-1, 1] (n, C, H, W)
+
+# Raw feature rows kept for the sample-based metrics (KID, precision/recall, density/coverage): a
+# uniform reservoir sample of at most this many rows per side, so memory (and their O(N^2)
+# nearest-neighbour work) is bounded whatever -n is; FID uses the streamed moments of all n.
+MAX_KEPT_FEATURES = 50_000
 
 
 def cache_dir() -> Path:
@@ -144,10 +148,15 @@ def sample_metrics(sampler: Sampler, extractor: FeatureExtractor, reference: Fea
 
     ``full=False`` computes FID and KID only (cheap enough for training-time evaluation).
     """
-    if n < 2:
-        raise ConfigError(f"-n must be at least 2 to compare distributions, got {n}")
-    stats = FeatureStats(keep=n)
-    batches = (sampler(min(batch_size, n - start), seed * 1_000_003 + start) for start in range(0, n, batch_size))
+    from .generate import check_seed, derive_seed
+
+    _check_sample_count(n)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    check_seed(seed)
+    stats = FeatureStats(keep=min(n, MAX_KEPT_FEATURES))
+    # each batch's seed is derived from (seed, first index): distinct, reproducible, within 0..2**63-1
+    batches = (sampler(min(batch_size, n - start), derive_seed(seed, start)) for start in range(0, n, batch_size))
     probs = _stream_features(batches, extractor, stats, n, "generated", progress)
     real, fake = reference.features, stats.features
     subset = min(1000, real.shape[0], fake.shape[0])
@@ -163,6 +172,19 @@ def sample_metrics(sampler: Sampler, extractor: FeatureExtractor, reference: Fea
             metrics["class_kl_to_uniform"] = hist["kl_to_uniform"]
     metrics["num_samples"] = n
     return metrics
+
+
+def _check_sample_count(n: int) -> None:
+    if n < 2:
+        raise ConfigError(f"-n must be at least 2 to compare distributions, got {n}")
+
+
+def kept_features_note(n: int) -> list[str]:
+    """The evaluation note saying that the sample-based metrics saw a subsample (when they did)."""
+    if n <= MAX_KEPT_FEATURES:
+        return []
+    return [f"FID uses all {n} samples; KID, precision/recall and density/coverage use a uniform sample of "
+            f"{MAX_KEPT_FEATURES} of their feature rows (and of the reference's)"]
 
 
 def fixed_images_sampler(images: torch.Tensor) -> Sampler:
@@ -235,16 +257,17 @@ def _test_split(name: str, data_root: str | None, download: bool = False):
 
 def evaluate_generator_model(model, card, *, data: str, data_root, n, features, fid_weights, batch_size, seed,
                              class_label, device, progress, **_) -> Evaluation:
+    _check_sample_count(n)  # before the (possibly long) reference statistics
     extractor = resolve_extractor(features, dataset_name=data, data_root=data_root, fid_weights=fid_weights,
                                   device=device, progress=progress)
     dataset = _test_split(data, data_root)
-    reference = reference_stats(extractor, dataset, keep=min(n, len(dataset)), batch_size=batch_size,
-                                progress=progress)
+    reference = reference_stats(extractor, dataset, keep=min(n, len(dataset), MAX_KEPT_FEATURES),
+                                batch_size=batch_size, progress=progress)
     metrics = sample_metrics(model_sampler(model, class_label), extractor, reference, n=n, batch_size=batch_size,
                              seed=seed, progress=progress)
     metrics["reference_images"] = reference.count
-    return Evaluation(card["kind"], str(model.model_dir),
-                      f"{data}:{dataset.split}", metrics, notes=[f"features: {extractor.describe()}"])
+    return Evaluation(card["kind"], str(model.model_dir), f"{data}:{dataset.split}", metrics,
+                      notes=[f"features: {extractor.describe()}", *kept_features_note(n)])
 
 
 def evaluate_classifier_model(model, card, *, data: str, data_root, batch_size, output: Path | None, **_) -> Evaluation:
@@ -258,8 +281,7 @@ def evaluate_classifier_model(model, card, *, data: str, data_root, batch_size, 
     files = {}
     if output is not None:
         names = dataset.class_names or [str(i) for i in range(model.config.num_classes)]
-        files["confusion"] = plot_confusion_matrix(result["confusion"], names,
-                                                   output.with_name(output.stem + "-confusion.png"))
+        files["confusion"] = plot_confusion_matrix(result["confusion"], names, confusion_path(output))
     evaluation = Evaluation("classifier", str(model.model_dir), f"{data}:{dataset.split}", metrics, files=files)
     evaluation.metrics["confusion"] = result["confusion"].tolist()
     return evaluation
@@ -276,6 +298,41 @@ EVALUATORS = {
 }
 
 
+def confusion_path(output: Path) -> Path:
+    return output.with_name(output.stem + "-confusion.png")
+
+
+def plan_outputs(kind: str, output: str | Path | None, *, model_dir: str, data: str | None = None,
+                 overwrite: bool = False) -> Path | None:
+    """Check every file an evaluation of a ``kind`` model will write (the JSON, and the classifier's
+    confusion PNG or the SR crops PNG beside it) before it runs: none may be an input (the model's
+    files, a folder: dataset) or exist without ``overwrite``. Returns the JSON path."""
+    from ..outputs import OutputGuard
+
+    if not output:
+        return None
+    output = Path(output)
+    guard = OutputGuard(overwrite=overwrite)
+    if model_dir != "bicubic":
+        guard.add_model(model_dir)
+    if data and data.startswith("folder:"):
+        guard.add_input_folder(Path(data[len("folder:"):]).expanduser())
+    guard.claim(output)
+    if kind == "classifier":
+        guard.claim(confusion_path(output))
+    elif kind == "sr":
+        guard.claim(output.with_name(output.stem + "-crops.png"), sidecar=True)
+    return output
+
+
+def write_evaluation(evaluation: Evaluation, output: Path) -> None:
+    """The JSON results, written atomically (a temp file renamed into place)."""
+    from ..outputs import write_json
+
+    write_json(output, evaluation.to_json())
+    evaluation.files["json"] = output
+
+
 def _evaluator(kind: str):
     target = EVALUATORS[kind]
     if isinstance(target, str):
@@ -289,10 +346,17 @@ def _evaluator(kind: str):
 def evaluate(model_dir: str, *, data: str | None = None, data_root: str | None = None, n: int = 10_000,
              features: str | None = None, fid_weights: str | None = None, batch_size: int = 500, seed: int = 0,
              class_label: int | None = None, device: str = "auto", output: str | Path | None = None,
-             progress: bool = True) -> Evaluation:
+             progress: bool = True, overwrite: bool = False) -> Evaluation:
+    """Evaluate the model in ``model_dir``; with ``output``, also write the results as JSON (and
+    a confusion-matrix PNG beside it for classifiers). Outputs are checked before the evaluation
+    runs: existing ones are refused unless ``overwrite``, and the model's own files always are."""
     from ..checkpoints import load_pretrained, read_model_card
     from ..runtime import select_device
+    from .generate import check_seed
 
+    check_seed(seed)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     card = read_model_card(model_dir)
     kind = card.get("kind")
     if kind not in EVALUATORS:
@@ -301,17 +365,15 @@ def evaluate(model_dir: str, *, data: str | None = None, data_root: str | None =
     data = data or trained_name
     if data is None:
         raise ConfigError("this model does not record its training data: pass --data NAME")
+    output_path = plan_outputs(kind, output, model_dir=model_dir, data=data, overwrite=overwrite)
     data_root = data_root or trained_root
     torch_device = select_device(device)
     model = load_pretrained(model_dir, kind=kind, device=torch_device)
-    output_path = Path(output) if output else None
     evaluation = _evaluator(kind)(model, card, data=data, data_root=data_root, n=n, features=features,
                                   fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,
                                   device=str(torch_device), progress=progress, output=output_path)
     if output_path is not None:
-        output_path.parent.mkdir(parents=True, exist_ok=True)
-        output_path.write_text(json.dumps(evaluation.to_json(), indent=2))
-        evaluation.files["json"] = output_path
+        write_evaluation(evaluation, output_path)
     return evaluation
 
 

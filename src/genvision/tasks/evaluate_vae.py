@@ -30,7 +30,16 @@ import torch
 from tqdm import tqdm
 
 from ..errors import ConfigError
-from .evaluate import Evaluation, _test_split, model_sampler, reference_stats, resolve_extractor, sample_metrics
+from .evaluate import (
+    MAX_KEPT_FEATURES,
+    Evaluation,
+    _test_split,
+    kept_features_note,
+    model_sampler,
+    reference_stats,
+    resolve_extractor,
+    sample_metrics,
+)
 from .vae import is_vq
 
 PRIOR_NOTE = ("VQ-VAE samples come from a per-position categorical token prior (positions independent), "
@@ -179,12 +188,13 @@ def evaluate_vae_model(model, card, *, data: str, data_root, n, features, fid_we
             notes.append(PRIOR_NOTE)
         extractor = resolve_extractor(features, dataset_name=data, data_root=data_root, fid_weights=fid_weights,
                                       device=device, progress=progress)
-        reference = reference_stats(extractor, dataset, keep=min(n, len(dataset)), batch_size=batch_size,
-                                    progress=progress)
+        reference = reference_stats(extractor, dataset, keep=min(n, len(dataset), MAX_KEPT_FEATURES),
+                                    batch_size=batch_size, progress=progress)
         metrics.update(sample_metrics(model_sampler(model, class_label), extractor, reference, n=n,
                                       batch_size=batch_size, seed=seed, progress=progress))
         metrics["reference_images"] = reference.count
         notes.append(f"features: {extractor.describe()}")
+        notes.extend(kept_features_note(n))
     return Evaluation(card["kind"], str(getattr(model, "model_dir", "")), f"{data}:{dataset.split}", metrics,
                       notes=notes)
 

@@ -41,7 +41,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..errors import ConfigError, GenvisionError
+from ..errors import ConfigError, GenvisionError, display_path
+from ..outputs import JobReport
 
 __all__ = ["tile_starts", "axis_weights", "iter_bands", "upscale_tensor", "upscale", "upscale_image",
            "upscale_file", "upscale_path", "resolve_sr_model", "PNGStreamWriter", "DEFAULT_TILE",
@@ -366,15 +367,27 @@ class PNGStreamWriter:
         self._z = zlib.compressobj(compress_level)
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not (0 < width < 2**31 and 0 < height < 2**31):
+            raise ValueError(f"a PNG is 1..2**31-1 pixels on each side, got {width}x{height}")
+        # hidden (skipped by folder scans) and unique, in the target folder so the rename is atomic
         self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        self._fh = open(self._tmp, "wb")
-        self._fh.write(b"\x89PNG\r\n\x1a\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self._tmp, "wb")
+        except OSError as exc:
+            raise GenvisionError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+        self._write(b"\x89PNG\r\n\x1a\n")
         self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, self._COLOR_TYPE[channels], 0, 0, 0))
 
+    def _write(self, data: bytes) -> None:
+        try:
+            self._fh.write(data)
+        except OSError as exc:  # a full disk is one line naming the file, and no half file is left
+            self.abort()
+            raise GenvisionError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+
     def _chunk(self, kind: bytes, data: bytes) -> None:
-        self._fh.write(struct.pack(">I", len(data)) + kind + data
-                       + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        self._write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
     def _emit(self, data: bytes, force: bool = False) -> None:
         if data:
@@ -409,19 +422,29 @@ class PNGStreamWriter:
                 raise GenvisionError(f"{self.path}: wrote {self.rows_written} of {self.height} rows")
             self._emit(self._z.flush(), force=True)
             self._chunk(b"IEND", b"")
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            os.replace(self._tmp, self.path)
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())  # else a crash after the rename can leave an empty file
+                self._fh.close()
+                os.replace(self._tmp, self.path)
+            except OSError as exc:
+                raise GenvisionError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
         except BaseException:
             self.abort()
             raise
         return self.path
 
     def abort(self) -> None:
+        """Drop the temporary file; the final name is untouched."""
         if not self._fh.closed:
-            self._fh.close()
-        self._tmp.unlink(missing_ok=True)
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+        try:
+            self._tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _load_for_upscale(path: str | os.PathLike):
@@ -472,10 +495,14 @@ def upscale_file(model: nn.Module, source: str | os.PathLike, output: str | os.P
 
     from .. import io as gio
 
+    from ..outputs import OutputGuard
+
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in _SUFFIXES_OUT:
         raise ConfigError(f"{output}: cannot write {suffix or 'a file without a suffix'!r}; use .png, .jpg or .webp")
+    # never replace the source, whatever the caller planned (existing outputs are the caller's decision)
+    OutputGuard().add_inputs(source).claim(output, check_exists=False)
     read, h, w, c, wide, keep = _load_for_upscale(source)
     if bit_depth == "auto":
         depth = 16 if (wide and suffix == ".png") else 8
@@ -488,6 +515,9 @@ def upscale_file(model: nn.Module, source: str | os.PathLike, output: str | os.P
     net = _ChannelAdapter(model, c)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     s = net.scale
+    if suffix != ".png" and h * s * w * s > gio.MAX_PIXELS:  # JPEG/WebP hold the whole output in memory
+        raise ConfigError(f"{output}: a {w * s}x{h * s} output is over {gio.MAX_PIXELS} pixels; write a .png, "
+                          f"which streams with bounded memory")
     bands = iter_bands(net, read, h, w, c, tile=tile, overlap=overlap, batch=batch, device=device,
                        progress=progress, desc=Path(source).name)
     if suffix == ".png":
@@ -500,10 +530,15 @@ def upscale_file(model: nn.Module, source: str | os.PathLike, output: str | os.P
         except BaseException:
             writer.abort()
             raise
+        finally:
+            bands.close()  # ends the progress bar now, not at garbage collection after the error line
     else:
         full = np.empty((h * s, w * s, c), np.uint8)
-        for y0, rows in bands:
-            full[y0:y0 + rows.shape[1]] = _quantise(rows, 8)
+        try:
+            for y0, rows in bands:
+                full[y0:y0 + rows.shape[1]] = _quantise(rows, 8)
+        finally:
+            bands.close()
         del keep
         mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c]
         pil = Image.fromarray(full[..., 0] if c == 1 else full, mode=mode)
@@ -517,12 +552,25 @@ def upscale_file(model: nn.Module, source: str | os.PathLike, output: str | os.P
 
 def upscale_path(model: nn.Module, source: str | os.PathLike, output: str | os.PathLike, *,
                  tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, batch: int = 4,
-                 bit_depth: str | int = "auto", progress: bool = True, metadata: dict | None = None) -> list[Path]:
+                 bit_depth: str | int = "auto", progress: bool = True, metadata: dict | None = None,
+                 overwrite: bool = False, fail_fast: bool = False) -> JobReport:
     """One image file -> ``output`` (a file, or a folder ending in / or existing); a folder -> a folder
-    of PNGs with the same relative names (sub-folders kept, hidden files skipped)."""
+    of PNGs with the same relative names (sub-folders kept, hidden files skipped; colliding names
+    disambiguated by :func:`genvision.outputs.output_names`: ``x.jpg`` + ``x.tif`` -> ``x_jpg.png`` +
+    ``x_tif.png``).
+
+    Every output is planned before anything is written (:class:`genvision.outputs.OutputGuard`): an
+    output that is the source, an output folder equal to or inside the source folder, colliding
+    names and (without ``overwrite``) existing outputs are refused. In a folder job, a file that
+    fails is reported on stderr and the rest go on (``fail_fast`` stops at the first); the returned
+    :class:`~genvision.outputs.JobReport` says what was written and what failed.
+    """
     from .. import io as gio
+    from ..outputs import JobReport, OutputGuard, plan_folder_job, run_job
 
     source, out = Path(source), Path(output)
+    guard = OutputGuard(overwrite=overwrite)
+    sidecar = metadata is not None
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in gio.IMAGE_SUFFIXES
                        and not any(part.startswith(".") for part in p.relative_to(source).parts))
@@ -530,15 +578,17 @@ def upscale_path(model: nn.Module, source: str | os.PathLike, output: str | os.P
             raise ConfigError(f"{source}: no image files found")
         if out.exists() and not out.is_dir():
             raise ConfigError(f"{out} exists and is not a folder (a folder input needs an output folder)")
-        written = []
-        for i, f in enumerate(files):
-            target = out / f.relative_to(source).with_suffix(".png")
-            written.append(upscale_file(model, f, target, tile=tile, overlap=overlap, batch=batch,
-                                        bit_depth=bit_depth, progress=progress, metadata=metadata))
-        return written
+        plan = plan_folder_job(files, source, out, guard=guard, sidecar=sidecar)
+        return run_job(plan, lambda p: upscale_file(model, p.source, p.output, tile=tile, overlap=overlap,
+                                                    batch=batch, bit_depth=bit_depth, progress=False,
+                                                    metadata=metadata),
+                       total=len(plan), label=lambda p: display_path(p.source), fail_fast=fail_fast,
+                       progress=progress, desc="upscale")
     if not source.exists():
         raise ConfigError(f"{source}: no such file or folder")
     if str(output).endswith(("/", os.sep)) or out.is_dir():
         out = out / (source.stem + ".png")
-    return [upscale_file(model, source, out, tile=tile, overlap=overlap, batch=batch, bit_depth=bit_depth,
-                         progress=progress, metadata=metadata)]
+    guard.add_inputs(source)
+    guard.claim(out, sidecar=sidecar)
+    return JobReport(1, [upscale_file(model, source, out, tile=tile, overlap=overlap, batch=batch,
+                                      bit_depth=bit_depth, progress=progress, metadata=metadata)])

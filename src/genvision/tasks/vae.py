@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError, display_path
 
 # --- helpers --------------------------------------------------------------------------------
 
@@ -113,15 +113,51 @@ def encode(model: nn.Module, images: torch.Tensor, labels=None) -> np.ndarray:
     return mu.float().cpu().numpy()
 
 
+MAX_LATENT_BYTES = 2**30  # a .npy of latents beyond this is not something encode wrote for one grid
+
+
+def load_latents(path: str | Path) -> np.ndarray:
+    """A .npy of latents (floats) or token grids (integers, returned as int64), checked before it
+    is read into memory: no pickles, no strings/objects/structured records, not empty, at most
+    ``MAX_LATENT_BYTES``. Every problem is a one-line DataError naming the file."""
+    name = display_path(path)
+    try:
+        array = np.load(path, allow_pickle=False, mmap_mode="r")  # the header only, until we copy
+    except (ValueError, OSError, EOFError) as exc:
+        reason = " ".join(str(exc).split())[:80] or type(exc).__name__
+        raise DataError(f"{name} is not a readable .npy array ({reason})") from None
+    if not isinstance(array, np.ndarray):  # np.load gives an NpzFile for .npz archives
+        raise DataError(f"{name} is not a .npy array (an .npz archive?); write one with genvision encode")
+    kind = array.dtype.kind
+    if kind not in "fiu" or array.dtype.fields is not None:
+        raise DataError(f"{name} holds a {array.dtype} array; decode needs float latents or integer token grids")
+    if array.size == 0:
+        raise DataError(f"{name} holds an empty array {array.shape}")
+    if array.nbytes > MAX_LATENT_BYTES:
+        raise DataError(f"{name} holds {array.nbytes} bytes of latents, over the {MAX_LATENT_BYTES} byte limit")
+    if kind in "iu":
+        values = np.asarray(array)
+        if kind == "u" and values.max() > np.iinfo(np.int64).max:
+            raise DataError(f"{name}: token values must be below 2**63")
+        return values.astype(np.int64)
+    return np.array(array)
+
+
 @torch.no_grad()
 def decode(model: nn.Module, latents: np.ndarray | torch.Tensor, labels=None) -> torch.Tensor:
     """The inverse of :func:`encode`: images in [-1, 1] from latents / token grids."""
     z = torch.as_tensor(np.asarray(latents))
+    if z.dtype == torch.bool or z.is_complex():
+        raise ConfigError(f"latents must be float latents or integer token grids, got {z.dtype}")
     if is_vq(model):
         if z.is_floating_point() or z.dim() != 3:
             raise ConfigError(f"a VQ-VAE decodes integer token grids (N, {model.config.grid}, {model.config.grid}); "
                               f"got {z.dtype} {tuple(z.shape)}")
-        return model.decode(z.to(_device(model))).float().cpu()
+        size = model.config.codebook_size
+        if z.numel() and not (0 <= int(z.min()) and int(z.max()) < size):
+            raise ConfigError(f"token values must be codebook indices in 0..{size - 1}, "
+                              f"got {int(z.min())}..{int(z.max())}")
+        return model.decode(z.long().to(_device(model))).float().cpu()
     if z.dim() == 1:
         z = z[None]
     if not z.is_floating_point() or z.dim() != 2 or z.shape[1] != model.config.latent_dim:
@@ -146,6 +182,8 @@ def parse_dims(spec: str, latent_dim: int) -> list[int]:
                 lo, hi = (int(p) for p in part.split("-", 1))
                 if hi < lo:
                     raise ConfigError(f"--dims range {part!r} is empty (write low-high)")
+                if lo < 0 or hi >= latent_dim:  # before expanding: "0-99999999999" must not build a list
+                    raise ConfigError(f"--dims must lie in 0..{latent_dim - 1} (the latent size); got {spec!r}")
                 dims.extend(range(lo, hi + 1))
             else:
                 dims.append(int(part))
