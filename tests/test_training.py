@@ -208,3 +208,22 @@ def test_a_time_stopped_run_logs_its_last_partial_window(tmp_path):
     assert result.stopped_by == "time"
     rows = [json.loads(l) for l in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == result.step and "loss_d" in rows[-1]
+
+
+def test_layers_that_crash_channels_last_backward_train_in_the_default_layout(tmp_path):
+    """A 1x1 stride-2 conv with 2-7 input channels corrupts the heap in oneDNN's channels_last
+    weight gradient on AVX2 CPUs: a ResNet of width 4 has one (its first shortcut)."""
+    from genvision.runtime import channels_last_hazard
+
+    narrow = create_model("resnet", {"image_size": 28, "channels": 1, "num_classes": 10, "width": 4,
+                                     "blocks": [1, 1]})
+    wide = create_model("resnet", {"image_size": 28, "channels": 1, "num_classes": 10, "width": 8,
+                                   "blocks": [1, 1]})
+    assert channels_last_hazard(narrow) == "stages.1.0.shortcut.0"
+    assert channels_last_hazard(wide) is None
+    with pytest.warns(UserWarning, match="stages.1.0.shortcut.0"):
+        result = train("classifier", overrides=["data.name=mnist-mini", "data.limit=64", "arch=resnet",
+                                                "model.width=4", "model.blocks=[1,1]", "train.steps=2",
+                                                "train.batch_size=16", "train.tensorboard=false",
+                                                f"train.out_dir={tmp_path}", "train.name=narrow"], progress=False)
+    assert result.step == 2

@@ -54,6 +54,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+def channels_last_hazard(model: torch.nn.Module) -> str | None:
+    """The first layer whose channels_last backward pass corrupts memory on some CPUs, or None.
+
+    oneDNN's weight gradient of a 1x1, stride > 1 convolution with 2-7 input channels in
+    channels_last layout corrupts the heap on AVX2 CPUs (measured with torch 2.14 on an AMD EPYC:
+    'double free or corruption', segfaults, hangs; 1, 8 and more channels are fine). Such layers
+    only occur in very narrow nets (a ResNet of width 4), so those train in the default layout.
+    """
+    for name, module in model.named_modules():
+        if (isinstance(module, torch.nn.Conv2d) and module.kernel_size == (1, 1) and module.stride != (1, 1)
+                and 2 <= module.in_channels <= 7):
+            return name
+    return None
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

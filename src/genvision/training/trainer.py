@@ -14,6 +14,7 @@ import math
 import signal
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from .. import checkpoints as ckpt
 from ..config import TrainConfig, to_dict
 from ..errors import CheckpointError, TrainingError, reason
-from ..runtime import get_rng_state, resolve_precision, set_rng_state
+from ..runtime import channels_last_hazard, get_rng_state, resolve_precision, set_rng_state
 from .batches import batch_stream
 from .distributed import SINGLE_PROCESS, DistContext
 from .ema import EMA, submodule_prefix
@@ -84,7 +85,13 @@ class Trainer:
         self.precision = resolve_precision(train.precision, device)
         self.checkpoints = ckpt.CheckpointManager(self.run_dir / ckpt.CHECKPOINTS_DIR, train.keep_last)
 
-        if train.channels_last:
+        self.channels_last = train.channels_last
+        hazard = channels_last_hazard(model) if device.type == "cpu" else None
+        if self.channels_last and hazard is not None:
+            warnings.warn(f"training in the default memory layout: channels_last would crash PyTorch's CPU "
+                          f"backward of layer {hazard!r} (a 1x1 strided convolution with under 8 input channels)")
+            self.channels_last = False
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.optimizers = objective.optimizers()
         self.schedulers = objective.lr_schedulers()
@@ -242,7 +249,7 @@ class Trainer:
             while self.step < cfg.steps:
                 images, labels = next(batches)
                 images = images.to(self.device, non_blocking=True)
-                if cfg.channels_last:
+                if self.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 labels = labels.to(self.device, non_blocking=True)
                 ctx = StepContext(step=self.step, device=self.device, precision=self.precision,
