@@ -41,9 +41,11 @@ from harness import RESULTS, ROOT, record, render_docs  # noqa: E402
 from genvision import io as gio  # noqa: E402
 from genvision.checkpoints import load_pretrained, read_model_card  # noqa: E402
 from genvision.data import load_dataset  # noqa: E402
-from genvision.tasks.evaluate import reference_stats, resolve_extractor, sample_metrics  # noqa: E402
-from genvision.tasks.generate import generate  # noqa: E402
-from genvision.training.run import train  # noqa: E402
+from genvision.metrics.reference import reference_stats  # noqa: E402
+from genvision.metrics.samples import sample_metrics  # noqa: E402
+from genvision.sampling import generate  # noqa: E402
+from genvision.workflows.extractors import resolve_extractor  # noqa: E402
+from genvision.workflows.train import train  # noqa: E402
 
 RUNS = RESULTS / "runs"
 CAPABILITY = "dit-evaluation-domain"

@@ -25,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import RESULTS, ROOT, record, render_docs  # noqa: E402
 
 from genvision.data import load_dataset  # noqa: E402
-from genvision.tasks.evaluate import (  # noqa: E402
-    evaluate, fixed_images_sampler, reference_stats, resolve_extractor, sample_metrics)
+from genvision.metrics.reference import reference_stats  # noqa: E402
+from genvision.metrics.samples import fixed_images_sampler, sample_metrics  # noqa: E402
+from genvision.workflows.evaluate import evaluate  # noqa: E402
+from genvision.workflows.extractors import resolve_extractor  # noqa: E402
 
 N = 10_000
 KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "inception_score", "class_coverage",

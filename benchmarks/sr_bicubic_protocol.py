@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import RESULTS, record, render_docs  # noqa: E402
 
-from genvision.sr.evaluate import PUBLISHED_BICUBIC, bicubic_upscaler, evaluate_upscaler  # noqa: E402
+from genvision.apps.sr.evaluate import PUBLISHED_BICUBIC, bicubic_upscaler, evaluate_upscaler  # noqa: E402
 
 CELLS = [(d, s) for d in ("Set5", "Set14") for s in (2, 3, 4)]
 CACHE = RESULTS / "runs" / "sr-protocol-cells.json"

@@ -28,8 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import record, render_docs  # noqa: E402
 
+from genvision.apps.sr.pipeline import resolve_sr_model, upscale_tensor  # noqa: E402
 from genvision.registry import create_model  # noqa: E402
-from genvision.tasks.upscale import resolve_sr_model, upscale_tensor  # noqa: E402
 
 
 def model_for(spec: str, scale: int):
@@ -63,7 +63,7 @@ def big_case(model_spec: str, width: int, height: int, tile: int, compress_level
         subprocess.run([sys.executable, "-c", script], check=True)
         script = textwrap.dedent(f"""
             import resource, time
-            from genvision.tasks.upscale import resolve_sr_model, upscale_file
+            from genvision.apps.sr.pipeline import resolve_sr_model, upscale_file
             m = resolve_sr_model({model_spec!r}, 4 if {model_spec!r} == "bicubic" else None)
             t0 = time.perf_counter()
             upscale_file(m, {str(src)!r}, {str(dst)!r}, tile={tile}, compress_level={compress_level})

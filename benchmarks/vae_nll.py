@@ -44,9 +44,9 @@ FID_KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "incepti
 
 def _likelihood_worker(model_dir: str, data_root: str, k: int, start: int, stop: int, limit: int, seed: int) -> dict:
     torch.set_num_threads(1)
+    from genvision.apps.vae.evaluate import likelihood_metrics
     from genvision.checkpoints import load_pretrained
     from genvision.data import load_dataset
-    from genvision.tasks.evaluate_vae import likelihood_metrics
 
     model = load_pretrained(model_dir, kind="vae")
     test = load_dataset("mnist", split="test", root=data_root, download=False)
@@ -68,7 +68,7 @@ def nll(model_dir: Path, data_root: str, *, k: int, limit: int, workers: int = 2
 
 
 def run_nll(args) -> None:
-    from genvision.training.run import train
+    from genvision.workflows.train import train
 
     torch.set_num_threads(args.threads)
     name = "vae-mnist-30min"
@@ -130,7 +130,7 @@ def run_nll(args) -> None:
 
 def _train_other(family: str, data_root: str, minutes: float) -> str:
     torch.set_num_threads(1)
-    from genvision.training.run import train
+    from genvision.workflows.train import train
 
     name = f"{family}-mnist"
     run_dir = RUNS / name
@@ -142,8 +142,8 @@ def _train_other(family: str, data_root: str, minutes: float) -> str:
                               f"train.max_minutes={minutes}", "train.tensorboard=false"], progress=False)
     if family == "vqvae":  # refit the sampling prior exactly on the whole training set
         from genvision import checkpoints as ckpt
+        from genvision.apps.vae.pipeline import fit_token_prior
         from genvision.data import load_dataset
-        from genvision.tasks.vae import fit_token_prior
 
         card = ckpt.read_model_card(result.checkpoint)
         model = ckpt.load_pretrained(result.checkpoint, kind="vae")
@@ -161,11 +161,11 @@ def run_others(args) -> None:
 
 def run_fid(args) -> None:
     from genvision import io as gio
+    from genvision.apps.vae import pipeline as tv
+    from genvision.apps.vae.evaluate import evaluate_vae
     from genvision.checkpoints import load_pretrained
     from genvision.data import load_dataset
-    from genvision.tasks import vae as tv
-    from genvision.tasks.evaluate_vae import evaluate_vae
-    from genvision.tasks.generate import generate, interpolate
+    from genvision.sampling import generate, interpolate
 
     torch.set_num_threads(args.threads)
     IMAGES.mkdir(parents=True, exist_ok=True)
@@ -205,7 +205,7 @@ def run_fid(args) -> None:
         (RUNS / f"{name}-eval.json").write_text(json.dumps(result.to_json(), indent=2))
         quality = {k: result.metrics[k] for k in FID_KEYS if k in result.metrics}
         if model.config.num_classes:  # do conditional samples show the requested class?
-            from genvision.metrics.domain import load_shipped_extractor
+            from genvision.workflows.extractors import load_shipped_extractor
 
             extractor = load_shipped_extractor("mnist")
             samples = generate(model, 1000, seed=2)  # classes cycled 0..9

@@ -12,15 +12,16 @@ from safetensors.torch import load_file
 from torch import nn
 
 from genvision import checkpoints as ckpt
+from genvision.apps.classify.objective import ClassifyObjective, ClassifyObjectiveConfig, build
+from genvision.apps.classify.pipeline import evaluate_classifier, predict
 from genvision.cli import main
 from genvision.errors import ConfigError
-from genvision.metrics.domain import SHIPPED_EXTRACTORS, load_shipped_extractor, shipped_extractor_dir
 from genvision.models.classifier import CNNClassifier, CNNConfig
 from genvision.registry import create_model, list_models
-from genvision.tasks.classify import evaluate_classifier, predict
 from genvision.training.objective import DataInfo, StepContext
-from genvision.training.objectives.classify import ClassifyObjective, ClassifyObjectiveConfig, build, lr_factor
-from genvision.training.run import train
+from genvision.training.schedules import lr_factor
+from genvision.workflows.extractors import SHIPPED_EXTRACTORS, load_shipped_extractor, shipped_extractor_dir
+from genvision.workflows.train import train
 
 TINY = ["data.name=mnist-mini", "data.limit=256", "model.width=8", "model.feature_dim=32", "train.batch_size=32",
         "train.log_every=2", "train.tensorboard=false", "objective.warmup_steps=2"]
@@ -132,6 +133,10 @@ class _FixedLogits(nn.Module):
         self.bias = nn.Parameter(torch.tensor(logits))
         self.config = CNNConfig(num_classes=len(logits))
 
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
     def forward(self, x):
         return self.bias.expand(x.shape[0], -1)  # (B, K)
 
@@ -158,7 +163,7 @@ def test_config_errors():
     with pytest.raises(ConfigError, match="optimizer"):
         ClassifyObjectiveConfig(optimizer="lamb").validate()
     with pytest.raises(ConfigError, match="labelled"):
-        from genvision.training.objectives.classify import RECIPE
+        from genvision.apps.classify.objective import RECIPE
         build(RECIPE(), DataInfo(channels=3, image_size=64, num_classes=0))
 
 

@@ -101,7 +101,7 @@ def test_entry_points_and_debug_traceback(tmp_path):
 def test_sampling_options_a_model_does_not_take_are_refused():
     from genvision.errors import ConfigError
     from genvision.registry import create_model
-    from genvision.tasks.generate import generate
+    from genvision.sampling import generate
 
     model = create_model("dcgan", {"width": 8}).eval()
     with pytest.raises(ConfigError, match="dcgan models do not take --steps"):

@@ -27,12 +27,12 @@ def test_a_bad_option_points_at_its_command_help(capsys):
 
 @pytest.mark.parametrize("signal_name, status", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_an_interrupted_training_exits_128_plus_the_signal(monkeypatch, capsys, signal_name, status):
-    import genvision.training.run as run
+    import genvision.core_commands as commands
 
     def interrupted(family, **kwargs):
         return RunResult(Path("runs/x"), 12, Path("runs/x/checkpoints/step_00000012"), "signal", {}, signal_name)
 
-    monkeypatch.setattr(run, "train", interrupted)
+    monkeypatch.setattr(commands, "run_training", interrupted)
     assert cli.main(["train", "gan"]) == status == 128 + signal.Signals[signal_name].value
     assert "interrupted at step 12" in capsys.readouterr().out
 

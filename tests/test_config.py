@@ -4,10 +4,11 @@ from unittest import mock
 
 import pytest
 
+from genvision.apps import families
 from genvision.config import DataConfig, TrainConfig, load_recipe, parse_overrides, save_resolved
 from genvision.errors import ConfigError, GenvisionError
 from genvision.training.batches import StepBatchSampler
-from genvision.training.run import FAMILY_MODULES, get_family
+from genvision.workflows.train import get_family
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _one_line_error(recipe_cls, overrides) -> str:
     ("objective.d_steps=1000000", "objective.d_steps must be in [1, 100]"),
 ])
 def test_out_of_range_recipe_values_are_one_line_errors_naming_the_key(override, message):
-    from genvision.training.objectives.gan import GANRecipe
+    from genvision.apps.gan.objective import GANRecipe
 
     assert message in _one_line_error(GANRecipe, [override])
 
@@ -140,7 +141,7 @@ def test_a_dataset_smaller_than_the_batch_is_a_one_line_config_error():
         StepBatchSampler(10, 64, seed=0)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILY_MODULES))
+@pytest.mark.parametrize("family", sorted(families()))
 def test_every_family_default_recipe_is_inside_its_ranges_and_validated_as_a_whole(family):
     recipe_cls = get_family(family).recipe_cls
     # Sections validate themselves when built; the recipe's own validate() (cross-section

@@ -18,9 +18,17 @@ import pytest
 import torch
 
 from genvision.config import DataConfig
-from genvision.data import (DatasetInfo, FolderImageDataset, TensorImageDataset, dataset_from_config,
-                            default_data_root, list_datasets, load_dataset)
-from genvision.data import cifar, download
+from genvision.data import (
+    DatasetInfo,
+    FolderImageDataset,
+    TensorImageDataset,
+    cifar,
+    dataset_from_config,
+    default_data_root,
+    download,
+    list_datasets,
+    load_dataset,
+)
 from genvision.data.idx import read_idx, write_idx
 from genvision.errors import DataError
 

@@ -50,10 +50,10 @@ def test_contexts_refuse_impossible_ranks_and_one_process_needs_no_group():
 
 
 def _two_rank_training(rank: int, store: str, out: str) -> None:
-    from genvision.training.run import get_family, data_info
     from genvision.config import load_recipe
     from genvision.data import dataset_from_config
     from genvision.training.trainer import Trainer
+    from genvision.workflows.train import data_info, get_family
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     torch.manual_seed(0)

@@ -8,13 +8,14 @@ from safetensors.torch import load_file
 from torch import nn
 
 from genvision import checkpoints as ckpt
+from genvision.apps.dit.objective import FlowObjective, FlowObjectiveConfig
 from genvision.errors import ConfigError
-from genvision.models.dit import DiT, DiTConfig, sample_step
+from genvision.models.dit import DiT, DiTConfig
 from genvision.nn.embeddings import unpatchify
-from genvision.tasks.generate import generate
+from genvision.processes.flow import drop_labels, flow_matching_loss, sample_step
+from genvision.sampling import generate
 from genvision.training.objective import DataInfo, StepContext
-from genvision.training.objectives.flow import FlowObjective, FlowObjectiveConfig, drop_labels, flow_matching_loss
-from genvision.training.run import train
+from genvision.workflows.train import train
 
 TINY = ["data.name=mnist-mini", "data.limit=64", "model.dim=16", "model.depth=1", "model.heads=2",
         "model.patch_size=7", "model.sample_steps=2", "train.batch_size=8", "train.log_every=2",

@@ -11,7 +11,9 @@ from genvision.cli import main
 from genvision.data import load_dataset
 from genvision.errors import ConfigError
 from genvision.metrics.distribution import FeatureStats
-from genvision.tasks.evaluate import domain_extractor, fixed_images_sampler, reference_stats, sample_metrics
+from genvision.metrics.reference import reference_stats
+from genvision.metrics.samples import fixed_images_sampler, sample_metrics
+from genvision.workflows.extractors import domain_extractor
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +99,7 @@ def test_evaluate_cli_on_a_generator(tiny_gan, tmp_path, capsys):
 
 
 def test_training_time_evaluation_keeps_a_best_checkpoint(tmp_path):
-    from genvision.training.run import train
+    from genvision.workflows.train import train
 
     result = train("gan", overrides=["data.name=mnist-mini", "data.limit=256", "model.width=8",
                                      "train.batch_size=16", "train.steps=6", "train.eval_every=3",

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genvision.interpret import attention_rollout, colormap, explain, grad_cam, render, vit_maps
+from genvision.apps.classify.explain import attention_rollout, colormap, explain, grad_cam, render, vit_maps
+from genvision.apps.classify.objective import ClassifyObjective, ClassifyObjectiveConfig
 from genvision.models.classifier import CNNClassifier, CNNConfig
 from genvision.models.resnet import ResNetClassifier, ResNetConfig
 from genvision.models.vit import ViTClassifier, ViTConfig
 from genvision.training.objective import DataInfo, StepContext
-from genvision.training.objectives.classify import ClassifyObjective, ClassifyObjectiveConfig
 
 SIZE, PATCH = 16, 4
 GRID = SIZE // PATCH

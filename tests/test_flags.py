@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genvision.cli import main
-from genvision.commands.params import MAX_COUNT, SEED_MAX
+from genvision.cli_params import MAX_COUNT, SEED_MAX
 
 MISSING = "/nonexistent/genvision-model"
 
@@ -174,8 +174,8 @@ def test_decode_refuses_arrays_that_are_not_numbers(tmp_path, capsys):
 def test_traverse_dims_are_checked_before_expanding(tmp_path):
     import time
 
+    from genvision.apps.vae.pipeline import parse_dims
     from genvision.errors import ConfigError
-    from genvision.tasks.vae import parse_dims
 
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=r"--dims must lie in 0\.\.5"):

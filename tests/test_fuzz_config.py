@@ -27,11 +27,12 @@ from safetensors.torch import load_file, save_file
 from tiny_configs import TINY
 
 from genvision import registry
+from genvision.apps import families
 from genvision.checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_pretrained, save_pretrained
 from genvision.config import load_recipe, to_dict
 from genvision.errors import CheckpointError, ConfigError, GenvisionError
 from genvision.training.objective import DataInfo
-from genvision.training.run import FAMILY_MODULES, get_family
+from genvision.workflows.train import get_family
 
 # The fuzz builds every model it is handed: within these tests the bound is lowered so that a
 # valid-but-large draw (width=5000) is refused on the meta device instead of allocating
@@ -75,7 +76,7 @@ def _recipe_keys(recipe_cls: type) -> list[str]:
     return keys
 
 
-RECIPE_KEYS = {family: _recipe_keys(get_family(family).recipe_cls) for family in FAMILY_MODULES}
+RECIPE_KEYS = {family: _recipe_keys(get_family(family).recipe_cls) for family in families()}
 
 
 def test_the_key_walk_covers_every_section():
@@ -118,7 +119,7 @@ override_texts = st.one_of(values.map(as_override_text), st.sampled_from(RAW_TEX
                            st.text(st.characters(blacklist_categories=("Cs",)), max_size=20))
 
 
-@pytest.mark.parametrize("family", sorted(FAMILY_MODULES))
+@pytest.mark.parametrize("family", sorted(families()))
 @given(data=st.data())
 def test_recipe_overrides_end_in_a_result_or_one_line_naming_the_key(family, data):
     keys = data.draw(st.lists(st.sampled_from(RECIPE_KEYS[family]), min_size=1, max_size=2, unique=True), "keys")

@@ -7,16 +7,25 @@ import math
 import pytest
 import torch
 
-from genvision.augment import diff_augment
+from genvision.apps.gan.objective import (
+    GANObjective,
+    GANObjectiveConfig,
+    GANRecipe,
+    d_loss_hinge,
+    d_loss_minimax,
+    d_loss_wgan,
+    g_loss_hinge,
+    g_loss_minimax,
+    g_loss_nonsaturating,
+    g_loss_wgan,
+    gradient_penalty,
+)
 from genvision.config import load_recipe
+from genvision.data.augment import diff_augment
 from genvision.errors import ConfigError
 from genvision.models.gan import DCGAN, DCGANConfig
 from genvision.registry import create_model, list_models
-from genvision.training.objective import DataInfo, StepContext
-from genvision.training.objectives.gan import (
-    GANObjective, GANObjectiveConfig, GANRecipe, d_loss_hinge, d_loss_minimax, d_loss_wgan,
-    fit_model_config_to_data, g_loss_hinge, g_loss_minimax, g_loss_nonsaturating, g_loss_wgan, gradient_penalty,
-)
+from genvision.training.objective import DataInfo, StepContext, fit_config_to_data
 
 LN3 = math.log(3.0)  # sigmoid(ln 3) = 0.75
 
@@ -216,7 +225,7 @@ def test_translation_shifts_content():
 def test_saturation_skipped_for_grey_and_unknown_policy():
     x = torch.rand(4, 1, 8, 8)
     torch.manual_seed(0)
-    from genvision.augment import saturation
+    from genvision.data.augment import saturation
     assert torch.equal(saturation(x), x)
     with pytest.raises(ConfigError):
         diff_augment(x, "color,zoom")
@@ -244,7 +253,7 @@ def run_game(objective_cfg: GANObjectiveConfig, steps: int, *, conditional=False
              precision="fp32", batch=16):
     torch.manual_seed(0)
     data = DataInfo(channels=1, image_size=28, num_classes=2)
-    cfg = fit_model_config_to_data(DCGANConfig(width=16, latent_dim=32, **(model_kwargs or {})), data, conditional)
+    cfg = fit_config_to_data(DCGANConfig(width=16, latent_dim=32, **(model_kwargs or {})), data, conditional)
     model = DCGAN(cfg)
     objective = GANObjective(model, objective_cfg, data)
     opts = objective.optimizers()
@@ -295,7 +304,7 @@ def test_conditional_game_and_grid_labels():
 def test_conditional_model_rejects_unlabelled_data():
     unlabelled = DataInfo(channels=1, image_size=28, num_classes=0)
     with pytest.raises(ConfigError):
-        fit_model_config_to_data(DCGANConfig(), unlabelled, conditional=True)
+        fit_config_to_data(DCGANConfig(), unlabelled, conditional=True)
     model = DCGAN(DCGANConfig(image_size=28, width=8, num_classes=2))
     with pytest.raises(ConfigError):
         GANObjective(model, GANObjectiveConfig(), unlabelled)
@@ -316,13 +325,13 @@ def test_wgan_gp_refuses_batchnorm_discriminator():
     assert recipe.objective.loss == "wgan-gp"
 
 
-def test_fit_model_config_to_data():
-    cfg = fit_model_config_to_data(DCGANConfig(), DataInfo(channels=3, image_size=32, num_classes=10), True)
+def test_fit_config_to_data():
+    cfg = fit_config_to_data(DCGANConfig(), DataInfo(channels=3, image_size=32, num_classes=10), True)
     assert (cfg.channels, cfg.image_size, cfg.num_classes) == (3, 32, 10)
-    cfg = fit_model_config_to_data(DCGANConfig(), DataInfo(channels=1, image_size=28, num_classes=10), False)
+    cfg = fit_config_to_data(DCGANConfig(), DataInfo(channels=1, image_size=28, num_classes=10), False)
     assert (cfg.channels, cfg.image_size, cfg.num_classes) == (1, 28, 0)
     with pytest.raises(ConfigError):
-        fit_model_config_to_data(DCGANConfig(), DataInfo(channels=3, image_size=64, num_classes=0), False)
+        fit_config_to_data(DCGANConfig(), DataInfo(channels=3, image_size=64, num_classes=0), False)
 
 
 def test_optimizers_and_recipe_defaults():

@@ -11,12 +11,11 @@ from PIL import Image
 from genvision import io as gio
 from genvision.cli import main
 from genvision.errors import ConfigError
+from genvision.metrics import samples as ev
 from genvision.registry import create_model
-from genvision.tasks import evaluate as ev
-from genvision.tasks.generate import (
+from genvision.runtime import SEED_MAX, derive_seed
+from genvision.sampling import (
     MAX_GENERATE_BYTES,
-    SEED_MAX,
-    derive_seed,
     generate,
     interpolate,
     iter_generate,

@@ -326,7 +326,7 @@ def test_fail_fast_stops_at_the_first_bad_file(mixed, tmp_path, capsys):
 
 
 def test_a_failed_write_leaves_no_partial_file_and_keeps_the_old_one(photos, tmp_path, capsys, monkeypatch):
-    from genvision.tasks import upscale as up
+    from genvision.apps.sr import pipeline as up
 
     target = tmp_path / "out.png"
     target.write_bytes(b"the previous output")

@@ -14,11 +14,11 @@ import torch
 from safetensors.torch import load_file
 
 from genvision import checkpoints as ckpt
+from genvision.apps.gan.objective import GANRecipe
 from genvision.cli import main
 from genvision.config import load_recipe, save_resolved
 from genvision.errors import ConfigError
-from genvision.training.objectives.gan import GANRecipe
-from genvision.training.run import RESUME_LOG, train
+from genvision.workflows.train import RESUME_LOG, train
 
 TINY = ["data.name=mnist-mini", "data.limit=256", "model.width=8", "train.batch_size=16", "train.log_every=1",
         "train.sample_every=0", "train.tensorboard=false", "train.ckpt_every=4"]

@@ -13,8 +13,8 @@ from PIL import Image
 
 from genvision.checkpoints import load_pretrained, save_pretrained
 from genvision.cli import main
+from genvision.nn.resize import contributions, cubic, imresize, make_lr, modcrop, weight_matrix
 from genvision.registry import create_model, list_models
-from genvision.sr.degrade import contributions, cubic, imresize, make_lr, modcrop, weight_matrix
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -97,7 +97,7 @@ def test_imresize_matches_the_pixel_by_pixel_formula(scale):
 
 
 def test_gather_path_equals_dense_path(monkeypatch):
-    import genvision.sr.degrade as degrade
+    import genvision.nn.resize as degrade
 
     x = torch.rand(2, 3, 30, 23, dtype=torch.float64)
     dense = imresize(x, 1 / 3)
@@ -172,7 +172,7 @@ def sr_benchmarks():
 
 
 def test_evaluator_reproduces_published_bicubic_set5_x4(sr_benchmarks, tmp_path):
-    from genvision.sr.evaluate import bicubic_upscaler, evaluate_upscaler
+    from genvision.apps.sr.evaluate import bicubic_upscaler, evaluate_upscaler
 
     result = evaluate_upscaler(bicubic_upscaler(4), "sr:Set5", scale=4, data_root=str(sr_benchmarks),
                                compare_bicubic=False, crops=tmp_path / "crops.png")
@@ -270,7 +270,7 @@ def hr_folder(tmp_path):
 
 
 def _train(family, folder, out_dir, name, extra=()):
-    from genvision.training.run import train
+    from genvision.workflows.train import train
 
     return train(family, overrides=[f"data.name=folder:{folder}", f"train.out_dir={out_dir}", f"train.name={name}",
                                     "data.patch_size=24", "data.repeat=4", "batch_size=4", "tensorboard=false",
@@ -285,7 +285,7 @@ def test_sr_family_trains_saves_and_resumes_exactly(hr_folder, tmp_path):
         straight = _train("sr", hr_folder, tmp_path, "straight", [*common, "steps=6"])
     with pytest.warns(UserWarning):
         _train("sr", hr_folder, tmp_path, "split", [*common, "steps=3"])
-    from genvision.training.run import train
+    from genvision.workflows.train import train
 
     with pytest.warns(UserWarning):
         resumed = train("sr", resume=tmp_path / "split", overrides=["steps=6"], progress=False)
@@ -332,8 +332,8 @@ def test_train_cli_flags_spell_the_recipe_keys(hr_folder, tmp_path, capsys):
 
 
 def test_srgan_vgg_needs_a_weights_file():
+    from genvision.apps.sr.adversarial import SRGANObjectiveConfig
     from genvision.errors import ConfigError
-    from genvision.training.objectives.srgan import SRGANObjectiveConfig
 
     with pytest.raises(ConfigError, match="vgg_weights"):
         SRGANObjectiveConfig(perceptual="vgg").validate()

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from genvision.apps.sr.ensemble import SelfEnsemble, dihedral, dihedral_inverse
 from genvision.checkpoints import save_pretrained
 from genvision.cli import main
 from genvision.models.sr import bicubic_model
 from genvision.registry import create_model
-from genvision.sr.ensemble import SelfEnsemble, dihedral, dihedral_inverse
 
 
 def test_the_eight_symmetries_are_distinct_and_invert():

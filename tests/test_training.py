@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from genvision import checkpoints as ckpt
 from genvision.errors import CheckpointError, ConfigError, TrainingError
 from genvision.registry import create_model
-from genvision.training.run import train
+from genvision.workflows.train import train
 
 TINY = ["data.name=mnist-mini", "data.limit=256", "model.width=8", "train.batch_size=16", "train.log_every=2",
         "train.sample_every=0", "train.tensorboard=false", "train.ckpt_every=4"]

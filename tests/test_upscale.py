@@ -13,10 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from genvision.cli import main
-from genvision.models.sr import EDSR, EDSRConfig, ESPCNConfig, bicubic_model
-from genvision.sr.degrade import imresize
-from genvision.tasks.upscale import (
+from genvision.apps.sr.pipeline import (
     PNGStreamWriter,
     axis_weights,
     tile_starts,
@@ -25,6 +22,9 @@ from genvision.tasks.upscale import (
     upscale_path,
     upscale_tensor,
 )
+from genvision.cli import main
+from genvision.models.sr import EDSR, EDSRConfig, ESPCNConfig, bicubic_model
+from genvision.nn.resize import imresize
 
 
 class SmallRF(nn.Module):
@@ -33,6 +33,7 @@ class SmallRF(nn.Module):
     def __init__(self, scale: int = 2):
         super().__init__()
         self.config = ESPCNConfig(scale=scale)
+        self.scale = scale  # the image-to-image protocol
         self.net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 8, 3, padding=1), nn.Tanh(),
                                  nn.Conv2d(8, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
 
@@ -192,7 +193,7 @@ def test_memory_stays_bounded_on_a_large_image(tmp_path):
         import torch
         torch.set_num_threads(2)
         from genvision.models.sr import bicubic_model
-        from genvision.tasks.upscale import upscale_file
+        from genvision.apps.sr.pipeline import upscale_file
         m = bicubic_model(2)
         upscale_file(m, {str(tmp_path / 'small.png')!r}, {str(tmp_path / 'small_out.png')!r}, tile=256)
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -11,6 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from genvision import checkpoints as ckpt
+from genvision.apps.vae import pipeline as tv
+from genvision.sampling import interpolate_images
+from genvision.apps.vae.objective import kl_weight
 from genvision.errors import ConfigError
 from genvision.models.vae import (
     VAE,
@@ -22,9 +25,7 @@ from genvision.models.vae import (
 )
 from genvision.models.vqvae import VQVAE, VQVAEConfig
 from genvision.registry import create_model
-from genvision.tasks import vae as tv
-from genvision.training.objectives.vae import kl_weight
-from genvision.training.run import train
+from genvision.workflows.train import train
 
 TINY_TRAIN = ["data.name=mnist-mini", "data.limit=256", "train.batch_size=16", "train.log_every=2",
               "train.sample_every=0", "train.tensorboard=false", "train.ckpt_every=4", "objective.schedule=constant"]
@@ -119,11 +120,11 @@ def test_interpolation_endpoints_reproduce_the_encoded_images(name, config):
     model = create_model(name, config).eval()
     a, b = _batch(2)
     label = 3 if name == "cvae" else None
-    frames = tv.interpolate_images(model, a, b, 5, method="slerp", labels=label)
+    frames = interpolate_images(model, a, b, 5, method="slerp", labels=label)
     assert frames.shape == (5, 1, 28, 28)
     recon = tv.reconstruct(model, torch.stack([a, b]), label)
     assert torch.allclose(frames[0], recon[0], atol=1e-5) and torch.allclose(frames[-1], recon[1], atol=1e-5)
-    lerp = tv.interpolate_images(model, a, b, 3, method="lerp", labels=label)
+    lerp = interpolate_images(model, a, b, 3, method="lerp", labels=label)
     assert torch.allclose(lerp[0], recon[0], atol=1e-5)
 
 
@@ -239,8 +240,8 @@ def trained_cvae(tmp_path_factory):
 
 
 def test_conditional_samples_are_classified_as_the_requested_class(trained_cvae):
-    from genvision.metrics.domain import load_shipped_extractor
-    from genvision.tasks.generate import generate
+    from genvision.sampling import generate
+    from genvision.workflows.extractors import load_shipped_extractor
 
     extractor = load_shipped_extractor("mnist")
     correct = 0
@@ -253,7 +254,7 @@ def test_conditional_samples_are_classified_as_the_requested_class(trained_cvae)
 
 def test_same_style_other_class_edit(trained_cvae):
     from genvision.data import load_dataset
-    from genvision.metrics.domain import load_shipped_extractor
+    from genvision.workflows.extractors import load_shipped_extractor
 
     data = load_dataset("mnist-mini", split="test")
     x, y = data.get_batch(torch.arange(50))

@@ -9,14 +9,14 @@ from safetensors.torch import load_file
 from torch import nn
 
 from genvision import checkpoints as ckpt
+from genvision.apps.classify.objective import ClassifyObjective, ClassifyObjectiveConfig, mix_batch
+from genvision.apps.classify.pipeline import evaluate_classifier, predict
 from genvision.errors import ConfigError
 from genvision.models.resnet import ResNetClassifier, ResNetConfig
 from genvision.models.vit import ViTClassifier, ViTConfig
 from genvision.registry import create_model, list_models
-from genvision.tasks.classify import evaluate_classifier, predict
 from genvision.training.objective import DataInfo, StepContext
-from genvision.training.objectives.classify import ClassifyObjective, ClassifyObjectiveConfig, mix_batch
-from genvision.training.run import train
+from genvision.workflows.train import train
 
 TINY_VIT = ["arch=vit", "model.dim=16", "model.depth=1", "model.heads=2", "model.patch_size=7"]
 TINY_RESNET = ["arch=resnet", "model.width=4", "model.blocks=[1,1]"]

@@ -10,6 +10,8 @@ The public API is loaded on first use (PEP 562), so ``import genvision`` stays c
 
 __version__ = "0.1.0"
 
+import importlib  # noqa: E402
+
 from .errors import GenvisionError  # noqa: E402
 
 _LAZY = {
@@ -20,10 +22,10 @@ _LAZY = {
     "list_models": ("registry", "list_models"),
     "list_datasets": ("data", "list_datasets"),
     "load_dataset": ("data", "load_dataset"),
-    "generate": ("tasks.generate", "generate"),
-    "interpolate": ("tasks.generate", "interpolate"),
-    "evaluate": ("tasks.evaluate", "evaluate"),
-    "train": ("training.run", "train"),
+    "generate": ("sampling", "generate"),
+    "interpolate": ("sampling", "interpolate"),
+    "evaluate": ("workflows.evaluate", "evaluate"),
+    "train": ("workflows.train", "train"),
 }
 
 __all__ = ["__version__", "GenvisionError", *_LAZY]
@@ -31,8 +33,6 @@ __all__ = ["__version__", "GenvisionError", *_LAZY]
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         module, attribute = _LAZY[name]
         return getattr(importlib.import_module(f".{module}", __name__), attribute)
     raise AttributeError(f"module 'genvision' has no attribute {name!r}")

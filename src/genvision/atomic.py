@@ -107,5 +107,5 @@ def remove_stale_temporaries(directory: Path) -> None:
                 leftover.unlink()
 
 
-__all__ = ["current_umask", "give_default_permissions", "write_file", "write_bytes", "write_text", "staging_dir", "replace_dir", "remove_stale_temporaries",
-           "temporary_sibling", "TMP_PREFIX"]
+__all__ = ["current_umask", "give_default_permissions", "write_file", "write_bytes", "write_text", "staging_dir",
+           "replace_dir", "remove_stale_temporaries", "temporary_sibling", "TMP_PREFIX"]

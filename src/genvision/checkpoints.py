@@ -28,9 +28,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import __version__, atomic
+from . import models as _networks  # noqa: F401  (registers every network this module can load)
 from .config import shown, to_dict
 from .errors import CheckpointError, ConfigError, reason
-from .registry import ModelEntry, get_entry, meta_model, model_config
+from .registry import ModelEntry, create_model, get_entry, meta_model, model_config
 
 FORMAT_NAME = "genvision"
 FORMAT_VERSION = 1
@@ -245,6 +246,63 @@ def load_pretrained(directory: str | Path, *, device: str | torch.device = "cpu"
     return model.to(device).eval()
 
 
+def load_with_card(spec: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True,
+               kind: str | tuple[str, ...] | None = None, config: dict[str, Any] | None = None
+               ) -> tuple[nn.Module, dict[str, Any]]:
+    """A model and its card from a model or run directory, or from the name of a weightless
+    registered model (``bicubic``) built from ``config`` — the one path every command loads through.
+
+    ``config`` is only for weightless models (a saved model's config is its own); the card of a
+    weightless model is ``{"model": name, "kind": kind, "config": ...}``, with no run.
+    """
+    path = Path(spec)
+    entry = _weightless_entry(str(spec)) if not path.exists() else None
+    if entry is None:
+        model = load_pretrained(path, device=device, use_ema=use_ema, kind=kind)
+        return model, read_model_card(path)
+    allowed = (kind,) if isinstance(kind, str) else kind
+    if allowed is not None and entry.kind not in allowed:
+        raise CheckpointError(f"{entry.name} is a {entry.kind} model; this command needs a {' or '.join(allowed)} "
+                              f"model")
+    if config is None:
+        fields = ", ".join(f.name for f in dataclasses.fields(entry.config_cls))
+        raise ConfigError(f"{entry.name} has no weights to read its settings from: give them ({fields}), "
+                          f"e.g. --scale for an upscaler")
+    model = create_model(entry.name, model_config(entry.name, config, entry.name))
+    model.model_dir = entry.name
+    card = {"format": FORMAT_NAME, "model": entry.name, "kind": entry.kind, "config": to_dict(model.config)}
+    return model.to(device).eval(), card
+
+
+def is_weightless(spec: str | Path) -> bool:
+    """``spec`` names a registered model that needs no weights (and is not an existing path)."""
+    return not Path(spec).exists() and _weightless_entry(str(spec)) is not None
+
+
+def _weightless_entry(name: str) -> ModelEntry | None:
+    try:
+        entry = get_entry(name)
+    except ConfigError:
+        return None
+    return entry if entry.weightless else None
+
+
+def read_state_dict(path: str | Path, what: str = "weights") -> dict[str, torch.Tensor]:
+    """A state dict from a file a user names: ``.safetensors``, or a PyTorch ``.pth`` read with
+    ``weights_only=True`` (tensors and plain containers only: nothing in the file runs)."""
+    path = Path(path).expanduser()
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, SafetensorError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ConfigError(f"{what}: {shown(str(path))} is not a readable state dict ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"{what}: {shown(str(path))} holds a {type(state).__name__}, not a state dict of tensors")
+    return state
+
+
 def load_trainer_state(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / STATE_FILE
     if not path.is_file():
@@ -284,7 +342,6 @@ def _write_pointer(checkpoints_dir: Path, name: str, pointer_name: str = LATEST_
 @dataclass
 class CheckpointManager:
     """Writes step checkpoints atomically, moves ``latest`` last, prunes to the last K."""
-
     checkpoints_dir: Path
     keep_last: int = 3
 

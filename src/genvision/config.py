@@ -28,7 +28,6 @@ import yaml
 from . import atomic
 from .errors import ConfigError, reason
 
-
 # Bounds shared by the sections below and the model configs.
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096  # no registered model takes images under 8 px
 MAX_BATCH_SIZE = 65536  # larger batches are a typo: the batch is allocated before anything checks memory

@@ -14,8 +14,9 @@ from pathlib import Path
 from . import io as gio
 from .checkpoints import load_pretrained
 from .report import Section, image_html, line_chart_svg, read_metrics, write_report
-from .tasks.generate import generate, interpolate
-from .training.run import train
+from .sampling import generate, interpolate
+from .workflows.evaluate import evaluate
+from .workflows.train import train
 
 DEMO_OVERRIDES = [
     "data.name=mnist-mini", "conditional=true", "train.steps=100000", "train.batch_size=64",
@@ -46,8 +47,6 @@ def gan_section(run_dir: Path, out: Path) -> Section:
 
 def evaluation_section(run_dir: Path, out: Path) -> Section:
     """FID-family scores of the demo GAN against mnist-mini's test digits, in domain features."""
-    from .tasks.evaluate import evaluate
-
     # the demo regenerates its own report folder each time, so its previous scores are replaced
     result = evaluate(str(run_dir), data="mnist-mini", n=1000, output=out / "evaluation.json", progress=False,
                       overwrite=True)

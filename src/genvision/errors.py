@@ -4,6 +4,8 @@ The CLI prints ``error: <message>`` for any :class:`GenvisionError` and exits no
 anything else is a bug and gets a traceback only with ``--debug``.
 """
 
+import os
+
 
 class GenvisionError(Exception):
     """Base class: the message must make sense on its own, on one line."""
@@ -25,14 +27,16 @@ class CheckpointError(GenvisionError):
     """A model directory or checkpoint is missing, incomplete or unsafe."""
 
 
+class InputShapeError(GenvisionError, ValueError):
+    """A tensor handed to a network has the wrong shape (a ValueError too, for library callers)."""
+
+
 class TrainingError(GenvisionError):
     """Training cannot continue (for example repeated non-finite losses)."""
 
 
 def display_path(path) -> str:
     """A path as text on one line: file names may legally contain newlines and control characters."""
-    import os
-
     text = os.fsdecode(os.fspath(path))
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 

@@ -23,8 +23,10 @@ import math
 import os
 import shlex
 import stat
+import struct
 import sys
 import warnings
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -206,6 +208,21 @@ def load_image_tensor(path: str | os.PathLike, channels: int = 3, *, max_bytes: 
     return t.contiguous().float().div_(255.0)
 
 
+def load_images_resized(paths, *, channels: int, size: int) -> torch.Tensor:
+    """Files -> (N, C, size, size) in [-1, 1] (bilinear, antialiased when shrinking): images as a
+    model of that input size takes them."""
+    if not paths:
+        raise ConfigError("give at least one image")
+    out = []
+    for path in paths:
+        image = load_image_tensor(path, channels=channels)  # (C, h, w) in [0, 1]
+        if image.shape[1:] != (size, size):
+            image = torch.nn.functional.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True,
+                                                    align_corners=False)[0].clamp(0, 1)
+        out.append(image * 2.0 - 1.0)
+    return torch.stack(out)  # (N, C, size, size)
+
+
 def to_uint8_array(path: str | os.PathLike, mode: str = "RGB", *, max_bytes: int | None = None,
                    max_pixels: int | None = None) -> np.ndarray:
     """Load one image as a uint8 (H, W, C) array; ``mode`` is RGB, L, RGBA or LA."""
@@ -291,6 +308,22 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike, *, me
     return path
 
 
+def grid_size(n: int, height: int, width: int, nrow: int | None = None, padding: int = 2) -> tuple[int, int]:
+    """(width, height) in pixels of :func:`save_grid` of ``n`` images of ``height x width``."""
+    columns = min(nrow or math.ceil(math.sqrt(n)), n)
+    rows = -(-n // columns)
+    return columns * (width + padding) + padding, rows * (height + padding) + padding
+
+
+def check_grid(n: int, shape: tuple[int, int, int], nrow: int | None = None,
+               remedy: str = "write one PNG per image with -o FOLDER/ instead") -> None:
+    """Refuse, before anything runs, a grid of ``n`` (C, H, W) images over :data:`MAX_PIXELS`."""
+    width, height = grid_size(n, shape[1], shape[2], nrow)
+    if width * height > MAX_PIXELS:
+        raise ConfigError(f"a grid of {n} images of {shape[2]}x{shape[1]} would be {width}x{height} = "
+                          f"{width * height} pixels, over the limit of {MAX_PIXELS}; {remedy}")
+
+
 def save_grid(images: torch.Tensor, path: str | os.PathLike, *, nrow: int | None = None, padding: int = 2,
               value_range: tuple[float, float] = (-1.0, 1.0), metadata: dict | None = None) -> Path:
     """Save a (B, C, H, W) batch as one grid image, ``nrow`` images per row (default ceil(sqrt(B))),
@@ -342,3 +375,105 @@ def write_sidecar(image_path: str | os.PathLike, metadata: dict) -> Path:
     text = json.dumps(record, indent=2, default=json_default) + "\n"  # fails before any file exists
     write_atomically(path, lambda fh: fh.write(text.encode("utf-8")))
     return path
+
+
+# ----------------------------------------------------------------------------- streaming PNG
+
+
+class PNGStreamWriter:
+    """Write a PNG row by row (8/16-bit L, LA, RGB, RGBA), atomically (temp file + rename).
+
+    Rows are 'Up'-filtered and deflated as they arrive, so memory is independent of image size.
+    """
+
+    _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int, channels: int, bit_depth: int = 8,
+                 compress_level: int = 6):
+        if channels not in self._COLOR_TYPE or bit_depth not in (8, 16):
+            raise ValueError(f"unsupported PNG layout: {channels} channels, {bit_depth} bits")
+        self.path, self.width, self.height = Path(path), width, height
+        self.channels, self.bit_depth = channels, bit_depth
+        self.rows_written = 0
+        self._prev: np.ndarray | None = None
+        self._z = zlib.compressobj(compress_level)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        if not (0 < width < 2**31 and 0 < height < 2**31):
+            raise ValueError(f"a PNG is 1..2**31-1 pixels on each side, got {width}x{height}")
+        # hidden (skipped by folder scans) and unique, in the target folder so the rename is atomic
+        self._tmp = atomic.temporary_sibling(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self._tmp, "wb")
+        except OSError as exc:
+            raise GenvisionError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+        self._write(b"\x89PNG\r\n\x1a\n")
+        self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, self._COLOR_TYPE[channels], 0, 0, 0))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._fh.write(data)
+        except OSError as exc:  # a full disk is one line naming the file, and no half file is left
+            self.abort()
+            raise GenvisionError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+
+    def _chunk(self, kind: bytes, data: bytes) -> None:
+        self._write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    def _emit(self, data: bytes, force: bool = False) -> None:
+        if data:
+            self._pending.append(data)
+            self._pending_size += len(data)
+        if self._pending_size >= (1 << 20) or (force and self._pending_size):
+            self._chunk(b"IDAT", b"".join(self._pending))
+            self._pending, self._pending_size = [], 0
+
+    def write_rows(self, rows: np.ndarray) -> None:
+        """``rows``: (n, width, channels) uint8 (8-bit) or uint16 (16-bit)."""
+        dtype = np.uint8 if self.bit_depth == 8 else np.uint16
+        if rows.dtype != dtype or rows.ndim != 3 or rows.shape[1:] != (self.width, self.channels):
+            raise ValueError(f"expected {dtype.__name__} rows (n, {self.width}, {self.channels}), "
+                             f"got {rows.dtype} {rows.shape}")
+        if self.rows_written + rows.shape[0] > self.height:
+            raise ValueError("more rows than the image height")
+        raw = np.ascontiguousarray(rows.astype(">u2") if self.bit_depth == 16 else rows)
+        raw = raw.view(np.uint8).reshape(rows.shape[0], -1)  # (n, bytes per row)
+        prev = np.zeros((1, raw.shape[1]), np.uint8) if self._prev is None else self._prev
+        up = raw - np.concatenate([prev, raw[:-1]])  # 'Up' filter: byte minus the byte above, mod 256
+        lines = np.empty((raw.shape[0], raw.shape[1] + 1), np.uint8)
+        lines[:, 0] = 2  # filter type Up
+        lines[:, 1:] = up
+        self._emit(self._z.compress(lines.tobytes()))
+        self._prev = raw[-1:].copy()
+        self.rows_written += rows.shape[0]
+
+    def close(self) -> Path:
+        try:
+            if self.rows_written != self.height:
+                raise GenvisionError(f"{self.path}: wrote {self.rows_written} of {self.height} rows")
+            self._emit(self._z.flush(), force=True)
+            self._chunk(b"IEND", b"")
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())  # else a crash after the rename can leave an empty file
+                self._fh.close()
+                os.replace(self._tmp, self.path)
+            except OSError as exc:
+                raise GenvisionError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file; the final name is untouched."""
+        if not self._fh.closed:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+        try:
+            self._tmp.unlink(missing_ok=True)
+        except OSError:
+            pass

@@ -1,9 +1,13 @@
-"""Model registry shared by the CLI, the web UI, checkpoints and tests.
+"""Model registry shared by the CLI, the web UI, checkpoints and tests: a leaf, as timm's
+``_registry.py`` is: it imports no model. Model modules register themselves when imported
+(``import genvision.models`` imports them all; ``genvision.checkpoints`` does so).
 
 Every model class registers under a unique name with the *kind* of job it does
-(``gan``, ``vae``, ``classifier``, ``sr`` ...) and a config dataclass. A saved model
-directory stores that name and the config as JSON, so :func:`create_model` can rebuild it
-without unpickling anything.
+(``gan``, ``vae``, ``classifier``, ``sr`` ...), a config dataclass, and a tiny config (the smallest
+sensible instance, used by the registry-wide tests and smoke checks). A saved model directory
+stores the name and the config as JSON, so :func:`create_model` can rebuild it without unpickling
+anything. A model that needs no weights (``weightless``, e.g. bicubic interpolation) is loaded by
+its name alone.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
+from .config import build_dataclass
 from .errors import ConfigError
 
 
@@ -24,23 +30,26 @@ class ModelEntry:
     cls: type[nn.Module]
     config_cls: type
     description: str
+    tiny: dict[str, Any]  # the smallest sensible config (tests, smoke checks)
+    weightless: bool  # nothing to learn: built from its config alone, no model directory needed
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, *, kind: str, config_cls: type, description: str = "") -> Callable:
-    """Class decorator: ``@register_model("dcgan", kind="gan", config_cls=DCGANConfig)``.
+def register_model(name: str, *, kind: str, config_cls: type, tiny: dict[str, Any], description: str = "",
+                   weightless: bool = False) -> Callable:
+    """Class decorator: ``@register_model("dcgan", kind="gan", config_cls=DCGANConfig, tiny={...})``.
 
-    The class must accept its config as the single argument ``cls(config)`` and keep it
-    as ``self.config``.
+    The class must accept its config as the single argument ``cls(config)``, keep it as
+    ``self.config``, and give ``example_inputs(batch)``: arguments its ``forward`` takes.
     """
 
     def decorator(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"model name {name!r} is already registered")
         summary = description or next(iter((cls.__doc__ or "").strip().splitlines()), "")
-        _REGISTRY[name] = ModelEntry(name, kind, cls, config_cls, summary)
+        _REGISTRY[name] = ModelEntry(name, kind, cls, config_cls, summary, dict(tiny), weightless)
         cls.registry_name = name
         cls.model_kind = kind
         return cls
@@ -48,14 +57,7 @@ def register_model(name: str, *, kind: str, config_cls: type, description: str =
     return decorator
 
 
-def _ensure_builtin_models_imported() -> None:
-    # Importing the model package runs the @register_model decorators; done lazily so
-    # `import genvision` stays cheap.
-    from . import models  # noqa: F401
-
-
 def get_entry(name: str) -> ModelEntry:
-    _ensure_builtin_models_imported()
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
         raise ConfigError(f"unknown model {name!r}; known models: {known}")
@@ -75,8 +77,6 @@ def model_config(name: str, values: dict[str, Any] | None = None, where: str = "
     checks every key and type (finite numbers, 64-bit integers) and runs the config's
     ``validate()`` (ranges), each error a one-line ConfigError naming the key.
     """
-    from .config import build_dataclass
-
     entry = get_entry(name)
     if values is None:
         values = {}
@@ -103,8 +103,6 @@ def meta_model(name: str, config: Any) -> nn.Module:
     than :data:`MAX_PARAMETERS` parameters and buffers, or when a size overflows what torch
     can even describe. Shapes of the result's ``state_dict()`` are those of the real model.
     """
-    import torch
-
     entry = get_entry(name)
     try:
         with torch.device("meta"):
@@ -141,6 +139,5 @@ def create_model(name: str, config: Any = None) -> nn.Module:
 
 
 def list_models(kind: str | None = None) -> list[ModelEntry]:
-    _ensure_builtin_models_imported()
     entries = sorted(_REGISTRY.values(), key=lambda e: (e.kind, e.name))
     return [e for e in entries if kind is None or e.kind == kind]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .errors import ConfigError
+
+SEED_MAX = 2**63 - 1  # seeds are 0..2**63-1, and so is every seed derived from one
+_MASK64 = 2**64 - 1
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -67,6 +72,37 @@ def channels_last_hazard(model: torch.nn.Module) -> str | None:
                 and 2 <= module.in_channels <= 7):
             return name
     return None
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's parameters (or, for a weightless model, its buffers) live; CPU if neither."""
+    tensor = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def cache_dir() -> Path:
+    """$GENVISION_CACHE, else ~/.cache/genvision: reference statistics and domain extractors."""
+    return Path(os.environ.get("GENVISION_CACHE", Path.home() / ".cache" / "genvision"))
+
+
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"{flag} must be an integer in 0..{SEED_MAX} (2**63-1), got {seed!r}")
+    return seed
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """A seed in 0..2**63-1 for item ``index`` of a request seeded with ``seed``; ``index`` 0 gives
+    ``seed`` itself, others a SplitMix64 mix of (seed, index), so nearby seeds and indices give
+    unrelated streams and nothing overflows ``manual_seed``."""
+    if index == 0:
+        return seed
+    x = (seed + (index * 0x9E3779B97F4A7C15)) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (x ^ (x >> 31)) >> 1  # 63 bits
 
 
 def seed_everything(seed: int) -> None:

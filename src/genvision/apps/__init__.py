@@ -20,6 +20,12 @@ from ..errors import ConfigError
 
 # One line per application, in the order the CLI lists their commands.
 APPS: list[str] = [
+    "genvision.apps.generation",
+    "genvision.apps.gan",
+    "genvision.apps.dit",
+    "genvision.apps.vae",
+    "genvision.apps.classify",
+    "genvision.apps.sr",
 ]
 
 
@@ -41,7 +47,6 @@ class FamilyRef:
 
     name: str
     module: str
-    summary: str
     samples_images: bool = False
 
 

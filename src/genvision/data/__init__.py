@@ -12,7 +12,7 @@ offline a one-line DataError says which files to put where.
 
 from .base import DatasetInfo, ImageDataset, TensorImageDataset
 from .folder import FolderImageDataset
-from .registry import dataset_from_config, default_data_root, list_datasets, load_dataset
+from .registry import dataset_from_config, default_data_root, list_datasets, load_dataset, test_split
 
 __all__ = [
     "DatasetInfo",
@@ -23,4 +23,5 @@ __all__ = [
     "load_dataset",
     "dataset_from_config",
     "default_data_root",
+    "test_split",
 ]

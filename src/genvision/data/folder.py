@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .. import io as gio  # lazy: keeps `import genvision.data` light
 from ..errors import DataError, ImageLoadError
 from . import transforms as T
 from .base import ImageDataset
@@ -46,8 +47,6 @@ class FolderImageDataset(ImageDataset):
     def __init__(self, root: str | Path, *, split: str = "train", image_size: int | None = None,
                  channels: int | None = None, train_augment: bool = False, random_crop: bool = False,
                  hflip: bool = False, limit: int | None = None, max_bad_fraction: float = 0.1):
-        from .. import io as gio  # lazy: keeps `import genvision.data` light
-
         root = Path(root).expanduser()
         self.name = f"folder:{root}"
         if not root.is_dir():
@@ -110,8 +109,6 @@ class FolderImageDataset(ImageDataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         from torchvision.transforms.v2.functional import pil_to_tensor
-
-        from .. import io as gio
 
         path, label = self.samples[index]
         image = pil_to_tensor(gio.load_image(path, mode=self._mode))  # (C, H, W) uint8

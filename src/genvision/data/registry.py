@@ -12,6 +12,7 @@ from ..errors import DataError
 from . import cifar, mnist
 from . import download as dl  # not `download`: that name is load_dataset's flag
 from .base import DatasetInfo, ImageDataset, TensorImageDataset
+from .folder import FolderImageDataset
 
 _INFOS = [
     DatasetInfo("mnist", "handwritten digits 0-9, 60000 train / 10000 test, 28x28 grey",
@@ -51,8 +52,6 @@ def load_dataset(name: str, *, split: str = "train", root: str | None = None, do
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DataError(f"limit must be a positive integer, got {limit!r}")
     if name.startswith("folder:"):
-        from .folder import FolderImageDataset  # lazy: pulls in torchvision and genvision.io
-
         path = name[len("folder:"):]
         if not path:
             raise DataError("folder: needs a path, e.g. folder:./my_images")
@@ -78,6 +77,17 @@ def load_dataset(name: str, *, split: str = "train", root: str | None = None, do
     return TensorImageDataset(torch.from_numpy(images), torch.from_numpy(labels), name=key, split=split,
                               class_names=class_names, image_size=image_size, channels=channels,
                               train_augment=train_augment, random_crop=random_crop, hflip=hflip, limit=limit)
+
+
+def test_split(name: str, root: str | None = None, *, download: bool = False) -> ImageDataset:
+    """The split a model is evaluated on: ``test``, or ``train`` for data that has no test split
+    (a plain folder of images)."""
+    try:
+        return load_dataset(name, split="test", root=root, download=download)
+    except DataError as exc:
+        if "split" not in str(exc):
+            raise
+        return load_dataset(name, split="train", root=root, download=download)
 
 
 def _cifar_arrays(root: Path, split: str, *, download: bool):

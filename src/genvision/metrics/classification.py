@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from ..io import save_image
 
 __all__ = ["accuracy", "confusion_matrix", "per_class_accuracy", "plot_confusion_matrix"]
 
@@ -87,8 +90,6 @@ def plot_confusion_matrix(
     ``cell`` is the side of a grid cell in pixels (default: wide enough for the largest
     count). Returns the path written.
     """
-    from PIL import Image, ImageDraw, ImageFont
-
     cm = torch.as_tensor(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"expected a square (C, C) confusion matrix, got shape {tuple(cm.shape)}")
@@ -146,7 +147,5 @@ def plot_confusion_matrix(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from ..io import save_image
-
     save_image(img, path)  # atomically: a temp file renamed into place
     return path

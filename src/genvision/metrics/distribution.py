@@ -20,6 +20,8 @@ from typing import Mapping
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from ..errors import DataError
 
@@ -225,8 +227,6 @@ class FeatureStats:
     def save(self, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
         """Write to a safetensors file (atomically: temp file, then rename). ``metadata``
         (strings only) is added to ``self.metadata`` and stored with it."""
-        from safetensors.torch import save_file
-
         self._require(1)
         meta = {**self.metadata, **dict(metadata or {})}
         for key, value in meta.items():
@@ -264,8 +264,6 @@ class FeatureStats:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FeatureStats":
         """Read a file written by :meth:`save`. Only safetensors is read; nothing is unpickled."""
-        from safetensors import safe_open
-
         path = Path(path)
         if not path.is_file():
             raise DataError(f"feature statistics file not found: {path}")

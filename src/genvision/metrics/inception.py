@@ -45,6 +45,7 @@ from urllib import request
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torchvision.models import inception as tv_inception
 
 from ..errors import CheckpointError, ConfigError
@@ -183,7 +184,6 @@ def _refusal_detail(exc: BaseException) -> str:
 
 def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
         try:
             state = load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises its own types for corrupt headers

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
+from ..nn.checks import check_images
 from ..registry import register_model
 
 
@@ -70,15 +71,13 @@ def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
 
 class Stage(nn.Sequential):
     """(B, c_in, H, W) -> (B, c_out, H // 2, W // 2)."""
-
     def __init__(self, c_in: int, c_out: int):
         super().__init__(conv_bn_relu(c_in, c_out), conv_bn_relu(c_out, c_out), nn.MaxPool2d(2))
 
 
-@register_model("cnn", kind="classifier", config_cls=CNNConfig)
+@register_model("cnn", kind="classifier", config_cls=CNNConfig, tiny={"width": 4, "stages": 2, "feature_dim": 8})
 class CNNClassifier(nn.Module):
     """Compact VGG-style CNN classifier (conv-BN-ReLU stages, global average pool, MLP embedding)."""
-
     def __init__(self, config: CNNConfig):
         super().__init__()
         config.validate()
@@ -103,8 +102,17 @@ class CNNClassifier(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor]:
+        c = self.config
+        return (torch.rand(batch, c.channels, c.image_size, c.image_size) * 2 - 1,)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) in [-1, 1] -> (B, feature_dim) penultimate features."""
+        check_images(x, channels=self.config.channels, who="cnn")
         x = self.stages(x)  # (B, width * 2**(stages-1), S / 2**stages, S / 2**stages)
         x = self.pool(x).flatten(1)  # (B, width * 2**(stages-1))
         return self.embed(x)  # (B, feature_dim)

@@ -4,7 +4,7 @@ Read top to bottom: the config, the adaLN-Zero block, the final layer, then the 
 :class:`DiT` with its samplers.
 
 The network ``v(x_t, t, y)`` predicts the velocity of the straight path between noise and
-data (rectified flow; see ``training/objectives/flow.py`` for the convention):
+data (rectified flow; ``genvision.processes.flow`` holds the convention, the loss and the samplers):
 
     x_t = (1 - t) x0 + t x1,   x0 ~ N(0, I) (noise, t = 0),   x1 = data (t = 1),   v* = x1 - x0
 
@@ -15,8 +15,8 @@ data (rectified flow; see ``training/objectives/flow.py`` for the convention):
   ``gate(c)``; the modulation layers start at zero, so every block starts as the identity;
 * final layer: adaLN-modulated LayerNorm, Linear to p*p*C (zero-initialised), unpatchify.
 
-Sampling integrates dx/dt = v from t = 0 (noise) to t = 1 (data) with Euler, Heun or midpoint
-steps; with guidance scale s the field is ``v_null + s (v_y - v_null)`` (s = 1: conditional).
+Sampling integrates dx/dt = v from t = 0 (noise) to t = 1 (data) with ``processes.flow.integrate``
+(Euler, Heun or midpoint); with guidance scale s the field is ``v_null + s (v_y - v_null)``.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
 from ..nn.attention import MLP, SelfAttention
+from ..nn.checks import check_images
 from ..nn.embeddings import PatchEmbed, TimestepEmbedder, check_patch_grid, sincos_2d, unpatchify
+from ..processes.flow import SAMPLERS, check_sampling, integrate
 from ..registry import register_model
 
-SAMPLERS = ("euler", "heun", "midpoint")
 MAX_DEPTH = 1024  # DiT-XL has 28 blocks
 MAX_MLP_RATIO = 64.0  # DiT uses 4
 MAX_SAMPLE_STEPS = 10_000  # flow sampling saturates long before; 1000 is the DDPM convention
@@ -77,15 +77,6 @@ class DiTConfig:
         check_range("dit cfg_scale", self.cfg_scale, 0.0, MAX_CFG_SCALE)
 
 
-def check_sampling(steps: int, sampler: str, cfg: float) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"--steps must be an integer >= 1, got {steps!r}")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    if not isinstance(cfg, (int, float)) or cfg != cfg or cfg < 0:
-        raise ConfigError(f"--cfg must be a number >= 0, got {cfg!r}")
-
-
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """(B, N, D) tokens, (B, D) shift and scale -> x * (1 + scale) + shift, per sample."""
     return x * (1 + scale[:, None]) + shift[:, None]
@@ -93,7 +84,6 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 
 class DiTBlock(nn.Module):
     """Transformer block with adaLN-Zero conditioning on c (B, dim)."""
-
     def __init__(self, dim: int, heads: int, mlp_ratio: float):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
@@ -110,7 +100,6 @@ class DiTBlock(nn.Module):
 
 class FinalLayer(nn.Module):
     """(B, N, dim) -> (B, N, p*p*C) with an adaLN-modulated LayerNorm."""
-
     def __init__(self, dim: int, out_dim: int):
         super().__init__()
         self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
@@ -122,10 +111,10 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))
 
 
-@register_model("dit", kind="diffusion", config_cls=DiTConfig)
+@register_model("dit", kind="diffusion", config_cls=DiTConfig,
+                tiny={"image_size": 8, "patch_size": 4, "dim": 8, "depth": 1, "heads": 2, "num_classes": 3})
 class DiT(nn.Module):
     """Diffusion Transformer (adaLN-Zero) predicting flow-matching velocities; class-conditional with CFG."""
-
     def __init__(self, config: DiTConfig):
         super().__init__()
         config.validate()
@@ -143,6 +132,15 @@ class DiT(nn.Module):
     @property
     def null_class(self) -> int:
         return self.config.num_classes
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        c = self.config
+        labels = torch.arange(batch) % c.num_classes if c.num_classes else None
+        return torch.randn(batch, c.channels, c.image_size, c.image_size), torch.rand(batch), labels
 
     def _init_weights(self) -> None:
         for m in self.modules():
@@ -170,6 +168,7 @@ class DiT(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Velocity (B, C, S, S) at points x (B, C, S, S), times t (B,) in [0, 1] and labels (B,)
         in 0..num_classes (num_classes = null class; None = all null)."""
+        check_images(x, channels=self.config.channels, size=self.config.image_size, who="dit")
         c = self.t_embed(t.to(x.dtype).expand(x.shape[0]))  # (B, dim)
         if self.y_embed is not None:
             if labels is None:
@@ -226,37 +225,11 @@ class DiT(nn.Module):
                 raise ConfigError(f"labels must be (n,) in 0..{c.num_classes - 1}")
         elif labels is not None:
             raise ConfigError("this model is unconditional: pass no labels")
-        x = z
-        dt = 1.0 / steps
-        times = torch.linspace(0.0, 1.0, steps + 1, device=z.device)  # t_0 = 0 ... t_steps = 1
 
         def v(x_, t_):
-            return self.velocity(x_, t_.reshape(1), labels, cfg)
+            return self.velocity(x_, t_, labels, cfg)
 
-        bar = tqdm(range(steps), desc=f"sampling ({sampler}, {steps} steps)", unit="step", leave=False,
-                   disable=None if progress is None else not progress)
-        for i in bar:
-            t = times[i]
-            x = sample_step(v, x, t, dt, sampler)
-        return x.clamp(-1, 1)
+        return integrate(v, z, steps=steps, sampler=sampler, progress=progress).clamp(-1, 1)
 
 
-def sample_step(v, x: torch.Tensor, t: torch.Tensor, dt: float, sampler: str) -> torch.Tensor:
-    """One integration step of dx/dt = v(x, t) from t to t + dt.
-
-    euler:    x + dt v(x, t)
-    heun:     x' = x + dt v(x, t);  x + dt/2 (v(x, t) + v(x', t + dt))
-    midpoint: x + dt v(x + dt/2 v(x, t), t + dt/2)
-    """
-    v0 = v(x, t)
-    if sampler == "euler":
-        return x + dt * v0
-    if sampler == "heun":
-        x_pred = x + dt * v0
-        return x + 0.5 * dt * (v0 + v(x_pred, t + dt))
-    if sampler == "midpoint":
-        return x + dt * v(x + 0.5 * dt * v0, t + 0.5 * dt)
-    raise ConfigError(f"unknown sampler {sampler!r} (use {', '.join(SAMPLERS)})")
-
-
-__all__ = ["DiT", "DiTConfig", "SAMPLERS", "check_sampling", "sample_step", "modulate"]
+__all__ = ["DiT", "DiTConfig", "SAMPLERS", "modulate"]

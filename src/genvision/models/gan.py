@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..errors import ConfigError
+from ..nn.checks import check_vectors
 from ..registry import register_model
 
 # image size -> (side of the first feature map, number of stride-2 up/down-sampling blocks)
@@ -160,10 +161,10 @@ class Discriminator(nn.Module):
 # The registered model
 
 
-@register_model("dcgan", kind="gan", config_cls=DCGANConfig)
+@register_model("dcgan", kind="gan", config_cls=DCGANConfig,
+                tiny={"image_size": 28, "channels": 1, "latent_dim": 8, "width": 8})
 class DCGAN(nn.Module):
     """DCGAN generator + discriminator, 28 or 32 px, optionally class-conditional."""
-
     def __init__(self, config: DCGANConfig):
         super().__init__()
         config.validate()
@@ -174,6 +175,14 @@ class DCGAN(nn.Module):
     @property
     def conditional(self) -> bool:
         return self.config.num_classes > 0
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor | None]:
+        labels = torch.arange(batch) % self.num_classes if self.conditional else None
+        return torch.randn(batch, self.config.latent_dim), labels
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None,
                       device: torch.device | str | None = None) -> torch.Tensor:
@@ -186,8 +195,7 @@ class DCGAN(nn.Module):
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [-1, 1] (n, C, H, W) from z (n, latent_dim); ``labels`` (n,) when conditional."""
-        if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
-            raise ConfigError(f"z must have shape (n, {self.config.latent_dim}), got {tuple(z.shape)}")
+        check_vectors(z, dim=self.config.latent_dim, who="dcgan")
         if self.conditional:
             if labels is None:
                 raise ConfigError(f"this model is class-conditional: pass labels in 0..{self.config.num_classes - 1}")

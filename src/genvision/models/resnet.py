@@ -23,6 +23,7 @@ from torch import nn
 
 from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
+from ..nn.checks import check_images
 from ..registry import register_model
 
 
@@ -63,7 +64,6 @@ class ResNetConfig:
 
 class BasicBlock(nn.Module):
     """(B, c_in, H, W) -> (B, c_out, H / stride, W / stride): two conv3x3 and a shortcut."""
-
     def __init__(self, c_in: int, c_out: int, stride: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
@@ -81,10 +81,10 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-@register_model("resnet", kind="classifier", config_cls=ResNetConfig)
+@register_model("resnet", kind="classifier", config_cls=ResNetConfig,
+                tiny={"image_size": 16, "width": 4, "blocks": [1, 1]})
 class ResNetClassifier(nn.Module):
     """Small ResNet classifier (conv stem, basic residual blocks, global average pool)."""
-
     def __init__(self, config: ResNetConfig):
         super().__init__()
         config.validate()
@@ -121,8 +121,17 @@ class ResNetClassifier(nn.Module):
         """The module whose output Grad-CAM explains: the last stage."""
         return self.stages[-1]
 
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor]:
+        c = self.config
+        return (torch.rand(batch, c.channels, c.image_size, c.image_size) * 2 - 1,)
+
     def forward_maps(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) in [-1, 1] -> the last stage's map (B, width * 2**(stages-1), S', S')."""
+        check_images(x, channels=self.config.channels, who="resnet")
         return self.stages(self.stem(x))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

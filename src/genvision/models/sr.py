@@ -25,9 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import check_range
-from ..errors import ConfigError
-from ..registry import register_model
+from ..config import build_dataclass, check_range
+from ..errors import ConfigError, InputShapeError
+from ..nn.blocks import ScaledResBlock, pixel_shuffle_upsampler
+from ..nn.checks import check_images
+from ..nn.resize import imresize
+from ..registry import create_model, get_entry, register_model
 
 SCALES = (2, 3, 4)
 GENERATOR_ARCHS = ("espcn", "edsr")
@@ -52,6 +55,20 @@ def _check_common(name: str, scale: int, channels: int) -> None:
         raise ConfigError(f"{name} channels must be 1 or 3, got {channels}")
 
 
+class Upscaler:
+    """What every SR network here shares: the image-to-image protocol's ``scale`` and example
+    inputs (LR images in [0, 1])."""
+
+    config: object
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor]:
+        return (torch.rand(batch, self.config.channels, 8, 8),)
+
+
 # --------------------------------------------------------------------------------------
 # Bicubic
 
@@ -65,9 +82,10 @@ class BicubicConfig:
         _check_common("bicubic", self.scale, self.channels)
 
 
-@register_model("bicubic", kind="sr", config_cls=BicubicConfig)
-class BicubicSR(nn.Module):
+@register_model("bicubic", kind="sr", config_cls=BicubicConfig, tiny={"scale": 2}, weightless=True)
+class BicubicSR(Upscaler, nn.Module):
     """MATLAB-compatible bicubic upsampling (the SR baseline); no weights."""
+    any_channels = True  # interpolation works on any number of channels (alpha included)
 
     def __init__(self, config: BicubicConfig):
         super().__init__()
@@ -75,8 +93,8 @@ class BicubicSR(nn.Module):
         self.config = config
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        from ..sr.degrade import imresize
-
+        if lr.ndim != 4:
+            raise InputShapeError(f"bicubic takes images of shape (B, C, h, w); got {tuple(lr.shape)}")
         return imresize(lr, self.config.scale)  # (B, C, s*h, s*w)
 
 
@@ -100,10 +118,9 @@ class ESPCNConfig:
             raise ConfigError(f"espcn activation must be tanh or relu, got {self.activation!r}")
 
 
-@register_model("espcn", kind="sr", config_cls=ESPCNConfig)
-class ESPCN(nn.Module):
+@register_model("espcn", kind="sr", config_cls=ESPCNConfig, tiny={"scale": 2, "width": 4, "mid_width": 4})
+class ESPCN(Upscaler, nn.Module):
     """ESPCN (Shi et al. 2016): three LR-resolution convolutions and a pixel shuffle."""
-
     def __init__(self, config: ESPCNConfig):
         super().__init__()
         config.validate()
@@ -118,6 +135,7 @@ class ESPCN(nn.Module):
         self.shuffle = nn.PixelShuffle(s)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        check_images(lr, channels=self.config.channels, who="espcn")
         return self.shuffle(self.body(lr))  # (B, C*s*s, h, w) -> (B, C, s*h, s*w)
 
 
@@ -142,40 +160,16 @@ class EDSRConfig:
         check_range("edsr res_scale", self.res_scale, 0.0, 10.0, low_open=True)
 
 
-class ResBlock(nn.Module):
-    """conv3x3-ReLU-conv3x3, scaled, plus the input; no batch norm (EDSR's key change to SRResNet)."""
-
-    def __init__(self, width: int, res_scale: float):
-        super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
-        self.act = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-        self.res_scale = res_scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.act(self.conv1(x))) * self.res_scale
-
-
-def pixel_shuffle_upsampler(width: int, scale: int) -> nn.Sequential:
-    """conv to ``width*r^2`` + PixelShuffle(r): one stage for x2/x3, two x2 stages for x4."""
-    stages = [2, 2] if scale == 4 else [scale]
-    layers: list[nn.Module] = []
-    for r in stages:
-        layers += [nn.Conv2d(width, width * r * r, 3, padding=1), nn.PixelShuffle(r)]
-    return nn.Sequential(*layers)
-
-
-@register_model("edsr", kind="sr", config_cls=EDSRConfig)
-class EDSR(nn.Module):
+@register_model("edsr", kind="sr", config_cls=EDSRConfig, tiny={"scale": 2, "width": 4, "depth": 1})
+class EDSR(Upscaler, nn.Module):
     """EDSR-style residual SR network (Lim et al. 2017): no BN, residual scaling, pixel shuffle."""
-
     def __init__(self, config: EDSRConfig):
         super().__init__()
         config.validate()
         self.config = config
         c, f = config.channels, config.width
         self.head = nn.Conv2d(c, f, 3, padding=1)
-        self.body = nn.Sequential(*[ResBlock(f, config.res_scale) for _ in range(config.depth)],
+        self.body = nn.Sequential(*[ScaledResBlock(f, config.res_scale) for _ in range(config.depth)],
                                   nn.Conv2d(f, f, 3, padding=1))
         self.upsample = pixel_shuffle_upsampler(f, config.scale)
         self.tail = nn.Conv2d(f, c, 3, padding=1)
@@ -183,6 +177,7 @@ class EDSR(nn.Module):
         self.register_buffer("rgb_mean", mean, persistent=False)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        check_images(lr, channels=self.config.channels, who="edsr")
         x = self.head(lr - self.rgb_mean)  # (B, F, h, w)
         x = x + self.body(x)  # global residual over the body
         x = self.upsample(x)  # (B, F, s*h, s*w)
@@ -210,9 +205,6 @@ class SRGANConfig:
         self.generator_config()
 
     def generator_config(self):
-        from ..config import build_dataclass
-        from ..registry import get_entry
-
         cls = get_entry(self.arch).config_cls
         values = dataclasses.asdict(self.generator) if dataclasses.is_dataclass(self.generator) else dict(self.generator)
         values.update(scale=self.scale, channels=self.channels)
@@ -251,16 +243,15 @@ class SRDiscriminator(nn.Module):
         return self.head(self.features(x)[-1].mean(dim=(2, 3))).squeeze(1)  # (B,)
 
 
-@register_model("srgan", kind="sr", config_cls=SRGANConfig)
-class SRGAN(nn.Module):
+@register_model("srgan", kind="sr", config_cls=SRGANConfig,
+                tiny={"scale": 2, "arch": "espcn", "generator": {"width": 4, "mid_width": 4}, "d_width": 4,
+                      "d_blocks": 1})
+class SRGAN(Upscaler, nn.Module):
     """SRGAN-style pair: an ESPCN/EDSR generator (``forward``) and a VGG-style discriminator."""
-
     def __init__(self, config: SRGANConfig):
         super().__init__()
         config.validate()
         self.config = config
-        from ..registry import create_model
-
         self.generator = create_model(config.arch, config.generator_config())
         self.discriminator = SRDiscriminator(config.channels, config.d_width, config.d_blocks)
 
@@ -275,5 +266,5 @@ def bicubic_model(scale: int, channels: int = 3) -> BicubicSR:
     return model.eval()
 
 
-__all__ = ["SCALES", "BicubicConfig", "BicubicSR", "ESPCNConfig", "ESPCN", "EDSRConfig", "EDSR", "ResBlock",
-           "SRGANConfig", "SRGAN", "SRDiscriminator", "bicubic_model", "pixel_shuffle_upsampler"]
+__all__ = ["SCALES", "BicubicConfig", "BicubicSR", "ESPCNConfig", "ESPCN", "EDSRConfig", "EDSR",
+           "SRGANConfig", "SRGAN", "SRDiscriminator", "bicubic_model"]

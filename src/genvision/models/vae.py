@@ -43,11 +43,12 @@ from torch import nn
 
 from ..config import check_range
 from ..errors import ConfigError
+from ..nn.blocks import ACTIVATIONS, ConvDecoder, ConvEncoder, mlp
+from ..nn.checks import check_images
 from ..registry import register_model
 
 ARCHS = ("conv", "mlp")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-fixed", "logistic")
-ACTIVATIONS = {"elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
 # image size -> number of stride-2 stages (28 -> 7, 32 -> 8, 64 -> 8)
 _DOWNS = {28: 2, 32: 2, 64: 3}
 MAX_BLOCKS = 64  # residual blocks per stage / hidden layers: deep nets here use a handful
@@ -165,77 +166,6 @@ def likelihood_channels(likelihood: str, channels: int) -> int:
 
 
 # --------------------------------------------------------------------------------------
-# Conv encoder / decoder (shared with the VQ-VAE)
-
-
-class ResBlock(nn.Module):
-    """Pre-activation residual block: x + conv3x3(act(conv3x3(act(x)))). No normalisation, so
-    train and eval mode compute the same function (the likelihood is evaluated in eval mode)."""
-
-    def __init__(self, channels: int, activation: str):
-        super().__init__()
-        act = ACTIVATIONS[activation]
-        self.net = nn.Sequential(act(), nn.Conv2d(channels, channels, 3, padding=1),
-                                 act(), nn.Conv2d(channels, channels, 3, padding=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.net(x)
-
-
-class ConvEncoder(nn.Module):
-    """(B, C, S, S) -> (B, width * 2**(downs-1), S / 2**downs, S / 2**downs).
-
-    The stem is already a stride-2 conv, so no hidden layer runs at full resolution (the
-    expensive part of a conv net on a CPU); each further stage doubles the channels."""
-
-    def __init__(self, channels: int, width: int, downs: int, blocks: int, activation: str):
-        super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, stride=2, padding=1)]  # halves H, W
-        ch = width
-        for _ in range(downs - 1):
-            layers += [ResBlock(ch, activation) for _ in range(blocks)]
-            layers += [ACTIVATIONS[activation](), nn.Conv2d(ch, ch * 2, 4, stride=2, padding=1)]  # halves H, W
-            ch *= 2
-        layers += [ResBlock(ch, activation) for _ in range(blocks)]
-        layers += [ACTIVATIONS[activation]()]
-        self.net = nn.Sequential(*layers)
-        self.out_channels = ch
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class ConvDecoder(nn.Module):
-    """(B, width * 2**(downs-1), s, s) -> (B, out_channels, s * 2**downs, s * 2**downs); the mirror
-    of :class:`ConvEncoder` (the last transposed conv writes the likelihood parameters)."""
-
-    def __init__(self, out_channels: int, width: int, downs: int, blocks: int, activation: str):
-        super().__init__()
-        ch = width * 2 ** (downs - 1)
-        self.in_channels = ch
-        layers: list[nn.Module] = [ResBlock(ch, activation) for _ in range(blocks)]
-        for _ in range(downs - 1):
-            layers += [ACTIVATIONS[activation](), nn.ConvTranspose2d(ch, ch // 2, 4, stride=2, padding=1)]  # doubles
-            ch //= 2
-            layers += [ResBlock(ch, activation) for _ in range(blocks)]
-        layers += [ACTIVATIONS[activation](), nn.ConvTranspose2d(ch, out_channels, 4, stride=2, padding=1)]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(h)
-
-
-def mlp(sizes: list[int], activation: str) -> nn.Sequential:
-    """Linear layers with ``activation`` between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATIONS[activation]())
-    return nn.Sequential(*layers)
-
-
-# --------------------------------------------------------------------------------------
 # The model
 
 
@@ -259,9 +189,11 @@ class VAEOutput:
 
 
 @register_model("vae", kind="vae", config_cls=VAEConfig,
+                tiny={"arch": "mlp", "hidden": 8, "layers": 1, "latent_dim": 4},
                 description="beta-VAE: conv (ResNet-style) or MLP encoder-decoder, Bernoulli/Gaussian/logistic")
 class VAE(nn.Module):
     """Beta-VAE, or a conditional VAE when ``num_classes`` > 0 (registered as "vae" and "cvae")."""
+    is_vq = False  # latents are continuous vectors (callers check this, not the registry name)
 
     def __init__(self, config: VAEConfig):
         super().__init__()
@@ -295,6 +227,15 @@ class VAE(nn.Module):
     def num_dims(self) -> int:
         return self.config.channels * self.config.image_size ** 2
 
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor | None]:
+        c = self.config
+        labels = torch.arange(batch) % c.num_classes if c.num_classes else None
+        return torch.rand(batch, c.channels, c.image_size, c.image_size) * 2 - 1, labels
+
     # --- conditioning -----------------------------------------------------------------
 
     def _onehot(self, labels: torch.Tensor | None, n: int, device) -> torch.Tensor | None:
@@ -309,6 +250,7 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x): (mu, logvar), each (B, latent_dim)."""
+        check_images(x, channels=self.config.channels, size=self.config.image_size, who=self.registry_name)
         h = self.encoder(x.flatten(1) if self.config.arch == "mlp" else x).flatten(1)  # (B, features)
         onehot = self._onehot(labels, x.shape[0], x.device)
         if onehot is not None:
@@ -426,15 +368,27 @@ class VAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder mean of the posterior mean: images in [-1, 1]."""
-        mu, _ = self.encode(x, labels)
-        return self.mean_image(self.decode(mu, labels))
+        return self.decode_latents(self.image_latents(x, labels), labels)
+
+    # --- the latent codec protocol: posterior means, which interpolations walk through ---------
+
+    @torch.no_grad()
+    def image_latents(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The posterior means mu (B, latent_dim) of images in [-1, 1]."""
+        mu, _ = self.encode(images, labels)
+        return mu
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder mean images in [-1, 1] of latents (B, latent_dim)."""
+        return self.mean_image(self.decode(latents, labels))
 
 
 @register_model("cvae", kind="vae", config_cls=VAEConfig,
+                tiny={"arch": "mlp", "hidden": 8, "layers": 1, "latent_dim": 4, "num_classes": 10},
                 description="conditional VAE: the VAE with the class label into encoder and decoder")
 class CVAE(VAE):
     """The conditional VAE: :class:`VAE` with ``num_classes`` > 0 (set from the dataset)."""
-
     def __init__(self, config: VAEConfig):
         if config.num_classes < 1:
             raise ConfigError("cvae needs num_classes >= 1 (a labelled dataset)")
@@ -443,6 +397,5 @@ class CVAE(VAE):
 
 __all__ = [
     "VAE", "CVAE", "VAEConfig", "VAEOutput", "LIKELIHOODS", "bernoulli_nll", "gaussian_nll",
-    "discretized_logistic_nll", "gaussian_kl", "log_normal", "discrete_nll_offset", "ConvEncoder", "ConvDecoder",
-    "ResBlock", "likelihood_channels",
+    "discretized_logistic_nll", "gaussian_kl", "log_normal", "discrete_nll_offset", "likelihood_channels",
 ]

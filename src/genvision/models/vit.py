@@ -25,6 +25,7 @@ from torch import nn
 from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
 from ..nn.attention import TransformerBlock
+from ..nn.checks import check_images
 from ..nn.embeddings import PatchEmbed, check_patch_grid, sincos_2d
 from ..registry import register_model
 
@@ -84,10 +85,10 @@ class ViTConfig:
             raise ConfigError(f"vit has {self.num_classes} classes but {len(self.class_names)} class_names")
 
 
-@register_model("vit", kind="classifier", config_cls=ViTConfig)
+@register_model("vit", kind="classifier", config_cls=ViTConfig,
+                tiny={"image_size": 8, "patch_size": 4, "dim": 8, "depth": 1, "heads": 2, "num_classes": 3})
 class ViTClassifier(nn.Module):
     """Vision Transformer classifier (patch tokens, class token or mean pooling, pre-norm blocks)."""
-
     def __init__(self, config: ViTConfig):
         super().__init__()
         config.validate()
@@ -123,8 +124,17 @@ class ViTClassifier(nn.Module):
             nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.zeros_(self.head.weight)  # start from uniform predictions
 
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor]:
+        c = self.config
+        return (torch.rand(batch, c.channels, c.image_size, c.image_size) * 2 - 1,)
+
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) -> (B, n_tokens, dim) with class token and positions."""
+        check_images(x, channels=self.config.channels, size=self.config.image_size, who="vit")
         x = self.patch_embed(x)  # (B, N, dim)
         if self.cls_token is not None:
             x = torch.cat([repeat(self.cls_token, "1 1 d -> b 1 d", b=x.shape[0]), x], dim=1)  # (B, 1 + N, dim)

@@ -34,9 +34,10 @@ from torch import nn
 
 from ..config import check_range
 from ..errors import ConfigError
+from ..nn.blocks import ACTIVATIONS, ConvDecoder, ConvEncoder
+from ..nn.checks import check_images
 from ..registry import register_model
-from .vae import (_DOWNS, ACTIVATIONS, MAX_BLOCKS, MAX_SIGMA, MIN_SIGMA, ConvDecoder, ConvEncoder, bernoulli_nll,
-                  gaussian_nll, likelihood_channels)
+from .vae import _DOWNS, MAX_BLOCKS, MAX_SIGMA, MIN_SIGMA, bernoulli_nll, gaussian_nll, likelihood_channels
 
 VQ_LIKELIHOODS = ("bernoulli", "gaussian-fixed")
 
@@ -106,7 +107,6 @@ class Quantized:
 
 class VectorQuantizer(nn.Module):
     """Nearest-neighbour quantisation against an EMA-updated codebook (buffers, not parameters)."""
-
     def __init__(self, codebook_size: int, code_dim: int, *, decay: float, dead_code_threshold: float,
                  eps: float = 1e-5):
         super().__init__()
@@ -170,7 +170,6 @@ class VectorQuantizer(nn.Module):
 @dataclass
 class VQVAEOutput:
     """What :meth:`VQVAE.forward` returns (per-image terms (B,) in nats / squared units)."""
-
     loss: torch.Tensor  # scalar: mean(recon + commitment_weight * commitment)
     recon: torch.Tensor  # (B,) -log p(x | z_q)
     commitment: torch.Tensor  # (B,) ||z_e - sg(z_q)||^2 summed over the grid
@@ -181,9 +180,11 @@ class VQVAEOutput:
 
 
 @register_model("vqvae", kind="vae", config_cls=VQVAEConfig,
+                tiny={"width": 4, "blocks": 0, "codebook_size": 8, "code_dim": 4},
                 description="VQ-VAE: EMA codebook, commitment loss, dead-code restarts, integer token grids")
 class VQVAE(nn.Module):
     """VQ-VAE with an EMA codebook and a per-position categorical token prior for sampling."""
+    is_vq = True  # latents are integer token grids (callers check this, not the registry name)
 
     def __init__(self, config: VQVAEConfig):
         super().__init__()
@@ -205,6 +206,14 @@ class VQVAE(nn.Module):
     def num_dims(self) -> int:
         return self.config.channels * self.config.image_size ** 2
 
+    @property
+    def num_classes(self) -> int:
+        return 0  # unconditional
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor]:
+        c = self.config
+        return (torch.rand(batch, c.channels, c.image_size, c.image_size) * 2 - 1,)
+
     # --- likelihood -------------------------------------------------------------------
 
     def mean_image(self, params: torch.Tensor) -> torch.Tensor:
@@ -222,6 +231,7 @@ class VQVAE(nn.Module):
 
     def encode_continuous(self, x: torch.Tensor) -> torch.Tensor:
         """z_e (B, D, h, w) before quantisation."""
+        check_images(x, channels=self.config.channels, size=self.config.image_size, who="vqvae")
         return self.pre_quant(self.encoder(x))
 
     @torch.no_grad()
@@ -310,9 +320,19 @@ class VQVAE(nn.Module):
         return self.mean_image(self.decode_latent(z.to(self.quantizer.codebook.device)))
 
     @torch.no_grad()
-    def latent_of(self, x: torch.Tensor) -> torch.Tensor:
-        """The quantised code-vector grid (B, D, h, w) of images: the latent interpolations use."""
-        return self.quantizer.lookup(self.encode(x))
+    # --- the latent codec protocol: code-vector grids, which interpolations walk through --------
+
+    @torch.no_grad()
+    def image_latents(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The quantised code-vector grid (B, D, h, w) of images."""
+        if labels is not None:
+            raise ConfigError("a VQ-VAE is unconditional; drop --class")
+        return self.quantizer.lookup(self.encode(images))
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder mean images in [-1, 1] of code-vector grids (B, D, h, w)."""
+        return self.generate(latents)
 
 
 __all__ = ["VQVAE", "VQVAEConfig", "VQVAEOutput", "VectorQuantizer", "Quantized", "VQ_LIKELIHOODS"]

@@ -10,17 +10,19 @@ every optimizer step so non-finite losses and gradients are caught in one place.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
+
+from ..errors import ConfigError
 
 
 @dataclass
 class DataInfo:
     """What an objective may need to know about the training data."""
-
     channels: int
     image_size: int
     num_classes: int  # 0 for unlabelled data
@@ -28,10 +30,6 @@ class DataInfo:
 
 def fit_config_to_data(cfg, data: DataInfo, conditional: bool):
     """Copy of a model config with channels, image_size and num_classes taken from the data."""
-    import dataclasses
-
-    from ..errors import ConfigError
-
     if conditional and data.num_classes <= 0:
         raise ConfigError("conditional=true needs a labelled dataset, but this one has no classes")
     fitted = dataclasses.replace(cfg, channels=data.channels, image_size=data.image_size,
@@ -42,15 +40,14 @@ def fit_config_to_data(cfg, data: DataInfo, conditional: bool):
 
 def check_class_count(model: nn.Module, data: DataInfo) -> None:
     """A conditional model must have as many classes as the data it trains on."""
-    from ..errors import ConfigError
-
-    if model.config.num_classes > 0 and model.config.num_classes != data.num_classes:
-        raise ConfigError(f"the model has {model.config.num_classes} classes but the dataset has {data.num_classes}")
+    if model.num_classes > 0 and data.num_classes == 0:
+        raise ConfigError("the model is class-conditional but the dataset is unlabelled")
+    if model.num_classes > 0 and model.num_classes != data.num_classes:
+        raise ConfigError(f"the model has {model.num_classes} classes but the dataset has {data.num_classes}")
 
 
 class StepContext:
     """Handed to :meth:`Objective.train_step`; guards every optimizer update."""
-
     def __init__(self, *, step: int, device: torch.device, precision: str, grad_clip: float | None,
                  optimizers: dict[str, torch.optim.Optimizer]):
         self.step = step
@@ -94,7 +91,6 @@ class StepContext:
 
 class Objective:
     """Base class for training objectives. Subclasses set ``name`` and implement the hooks."""
-
     name: str = "objective"
 
     def __init__(self, model: nn.Module, config, data: DataInfo):
@@ -102,9 +98,28 @@ class Objective:
         self.config = config
         self.data = data
 
+    # Whether batches must carry labels in 0..data.num_classes-1 (conditional models, classifiers).
+    uses_labels: bool = False
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Create the optimizers once; the trainer saves and restores their state by name."""
+        """The optimizers by name (built once); the trainer saves and restores their state by name."""
+        if getattr(self, "_optimizers", None) is None:
+            self._optimizers = self.build_optimizers()
+        return self._optimizers
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
+
+    def check_labels(self, labels: torch.Tensor) -> None:
+        """Once per run (one host sync): refuse a batch whose labels the model cannot use
+        (unlabelled data arrives with label -1)."""
+        if not self.uses_labels or getattr(self, "_labels_checked", False):
+            return
+        k = self.data.num_classes
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= k):
+            raise ConfigError(f"this model needs class labels in 0..{k - 1}, but the batch has "
+                              f"{int(labels.min())}..{int(labels.max())} (unlabelled data has label -1)")
+        self._labels_checked = True
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         """One optimisation step on ``(images in [-1, 1] (B, C, H, W), labels (B,))``.
@@ -127,9 +142,6 @@ class Objective:
 
     def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
         return {}
-
-
-ObjectiveFactory = Callable[[nn.Module, object, DataInfo], Objective]
 
 
 @contextlib.contextmanager

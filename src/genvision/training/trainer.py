@@ -27,6 +27,7 @@ from tqdm import tqdm
 from .. import checkpoints as ckpt
 from ..config import TrainConfig, to_dict
 from ..errors import CheckpointError, TrainingError, reason
+from ..io import save_grid
 from ..runtime import channels_last_hazard, get_rng_state, resolve_precision, set_rng_state
 from .batches import batch_stream
 from .distributed import SINGLE_PROCESS, DistContext
@@ -49,7 +50,6 @@ class RunResult:
 @contextmanager
 def _stop_on_signals(flag: dict) -> Iterator[None]:
     """First SIGINT/SIGTERM asks the loop to checkpoint and exit; a second one aborts."""
-
     def handler(signum, frame):
         if flag.get("signal"):
             raise KeyboardInterrupt
@@ -201,7 +201,6 @@ class Trainer:
             images = self.objective.sample_grid(network, 64, seed=self.cfg.seed)
         if images is None:
             return None
-        from ..io import save_grid
         nrow = self.objective.data.num_classes if getattr(self.objective, "conditional", False) else None
         path = self.run_dir / "samples" / f"{ckpt.checkpoint_name(self.step)}.png"
         save_grid(images.float().cpu(), path, nrow=nrow, metadata={"step": self.step, "run": str(self.run_dir)})

@@ -1,0 +1,279 @@
+"""The GAN game: losses, optimizers and the alternating D/G updates.
+
+Goodfellow et al. (2014) train a generator G against a discriminator D on
+
+    min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]
+
+with ``D(x) = sigmoid(logit)``. Every loss below is written on logits with
+``softplus(t) = log(1 + e^t)``, the numerically stable form of the logs:
+
+    -log D(x)       = -log sigmoid(l)     = softplus(-l)
+    -log(1 - D(x))  = -log sigmoid(-l)    = softplus(l)
+
+The recipe (:class:`GANRecipe`) is the dataclass that ``genvision train gan`` resolves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...config import MAX_LOSS_WEIGHT, DataConfig, TrainConfig, check_optimizer, check_range
+from ...data.augment import diff_augment, parse_policy
+from ...errors import ConfigError
+from ...models.gan import DCGANConfig
+from ...registry import create_model
+from ...training.objective import DataInfo, Objective, StepContext, check_class_count, eval_mode, fit_config_to_data
+from ...training.optim import fast_optimizer
+
+LOSSES = ("minimax", "nonsaturating", "hinge", "wgan-gp")
+
+
+@dataclass
+class GANObjectiveConfig:
+    loss: str = "nonsaturating"  # minimax (saturating G loss, as in the game) | nonsaturating | hinge | wgan-gp
+    lr_g: float = 2e-4  # Adam learning rate of G (DCGAN paper)
+    lr_d: float = 2e-4  # Adam learning rate of D
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas; beta1 = 0.5 as in DCGAN (WGAN-GP uses (0.0, 0.9))
+    gp_weight: float = 10.0  # gradient penalty weight lambda (wgan-gp only)
+    d_steps: int = 1  # D updates per G update (on the same real batch); 5 is usual for wgan-gp
+    diffaugment: str = ""  # "" = off, else a DiffAugment policy such as "color,translation,cutout"
+    label_smoothing: float = 0.0  # one-sided: real target 1 - s (minimax / nonsaturating only)
+
+    def validate(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"gan loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        check_optimizer("objective", self.lr_g, self.betas, lr_name="lr_g")
+        check_optimizer("objective", self.lr_d, lr_name="lr_d")
+        check_range("objective.gp_weight", self.gp_weight, 0.0, MAX_LOSS_WEIGHT)
+        check_range("objective.d_steps", self.d_steps, 1, 100)  # WGAN-GP uses 5; each is a full D update
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and self.loss not in ("minimax", "nonsaturating"):
+            raise ConfigError(f"label_smoothing applies to the minimax / nonsaturating losses, not {self.loss}")
+        parse_policy(self.diffaugment)
+
+
+# --------------------------------------------------------------------------------------
+# Losses (pure functions of logits / critic scores; each returns a scalar)
+
+
+def d_loss_minimax(real_logits: torch.Tensor, fake_logits: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """D's side of the game, also used with the non-saturating G loss:
+
+        L_D = E[-log D(x)] + E[-log(1 - D(G(z)))] = mean softplus(-real) + mean softplus(fake)
+
+    With one-sided label smoothing s the real target is 1 - s:
+    E[(1 - s) softplus(-real) + s softplus(real)].
+    """
+    real_term = F.softplus(-real_logits)
+    if label_smoothing:
+        real_term = (1.0 - label_smoothing) * real_term + label_smoothing * F.softplus(real_logits)
+    return real_term.mean() + F.softplus(fake_logits).mean()
+
+
+def g_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The saturating G loss of the game, minimised by G:
+
+        L_G = E[log(1 - D(G(z)))] = -mean softplus(fake)
+
+    Its gradient vanishes when D confidently rejects fakes (D(G(z)) -> 0), which is why
+    the non-saturating loss is the practical default.
+    """
+    return -F.softplus(fake_logits).mean()
+
+
+def g_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_G = E[-log D(G(z))] = mean softplus(-fake) (Goodfellow et al. 2014, section 3)."""
+    return F.softplus(-fake_logits).mean()
+
+
+def d_loss_hinge(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_D = E[relu(1 - D(x))] + E[relu(1 + D(G(z)))] (Lim & Ye 2017; Miyato et al. 2018)."""
+    return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
+
+
+def g_loss_hinge(fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_G = -E[D(G(z))]."""
+    return -fake_scores.mean()
+
+
+def d_loss_wgan(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Critic loss L_D = E[D(G(z))] - E[D(x)] (Arjovsky et al. 2017); add the gradient penalty."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def g_loss_wgan(fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_G = -E[D(G(z))]."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     labels: torch.Tensor | None = None) -> torch.Tensor:
+    """WGAN-GP penalty (Gulrajani et al. 2017): E[(||grad_x D(x_hat)||_2 - 1)^2] at random
+    interpolates x_hat = a x + (1 - a) G(z), a ~ U(0, 1) per sample.
+
+    Computed in fp32 outside any autocast; ``create_graph=True`` so it trains D.
+    """
+    real, fake = real.detach().float(), fake.detach().float()
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)  # (B, 1, 1, 1)
+    x_hat = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        scores = discriminator(x_hat, labels)
+        (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    # sqrt(sum g^2 + eps): finite gradient even where the input gradient is exactly zero
+    norm = torch.sqrt(grad.flatten(1).pow(2).sum(dim=1) + 1e-12)  # (B,)
+    return (norm - 1.0).pow(2).mean()
+
+
+D_LOSSES = {"minimax": d_loss_minimax, "nonsaturating": d_loss_minimax, "hinge": d_loss_hinge,
+            "wgan-gp": d_loss_wgan}
+G_LOSSES = {"minimax": g_loss_minimax, "nonsaturating": g_loss_nonsaturating, "hinge": g_loss_hinge,
+            "wgan-gp": g_loss_wgan}
+
+
+# --------------------------------------------------------------------------------------
+# Fitting the model to the data, and the recipe
+
+
+
+
+@dataclass
+class GANRecipe:
+    model: DCGANConfig = field(default_factory=DCGANConfig)  # channels/image_size/num_classes come from the data
+    objective: GANObjectiveConfig = field(default_factory=GANObjectiveConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, batch_size=64))  # ~3 MNIST epochs
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="mnist"))  # 28 px; DCGAN takes 28 or 32
+    conditional: bool = False  # class-conditional G and projection D (needs a labelled dataset)
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.objective.validate()
+        if self.objective.loss == "wgan-gp" and self.model.discriminator_norm == "batch":
+            raise ConfigError("loss=wgan-gp needs a D without BatchNorm (its penalty is per sample): "
+                              "set model.d_norm=layer (or none, or model.spectral_norm=true)")
+
+
+# --------------------------------------------------------------------------------------
+# The objective
+
+
+class GANObjective(Objective):
+    """Alternating updates: ``d_steps`` D updates on (real, G(z).detach()), then one G update
+    through the updated D on the last D step's fakes."""
+
+    name = "gan"
+
+    def __init__(self, model: nn.Module, config: GANObjectiveConfig, data: DataInfo):
+        super().__init__(model, config, data)
+        config.validate()
+        self.conditional = self.uses_labels = model.num_classes > 0
+        check_class_count(model, data)
+        if config.loss == "wgan-gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                            for m in model.discriminator.modules()):
+            raise ConfigError("loss=wgan-gp needs a D without BatchNorm: set model.d_norm=layer (or none)")
+        self.d_loss_fn = D_LOSSES[config.loss]
+        self.g_loss_fn = G_LOSSES[config.loss]
+        self.use_gp = config.loss == "wgan-gp" and config.gp_weight > 0
+        self.probabilities = config.loss in ("minimax", "nonsaturating")  # report sigmoid(logit), else raw scores
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.config
+        return {"d": fast_optimizer(torch.optim.Adam, self.model.discriminator.parameters(), lr=cfg.lr_d,
+                                    betas=cfg.betas),
+                "g": fast_optimizer(torch.optim.Adam, self.model.generator.parameters(), lr=cfg.lr_g,
+                                    betas=cfg.betas)}
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.config.diffaugment) if self.config.diffaugment else x
+
+    def _fake_labels(self, n: int, device: torch.device) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        return torch.randint(0, self.model.config.num_classes, (n,), device=device)  # uniform over classes
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        self.check_labels(labels)
+        G, D, cfg = self.model.generator, self.model.discriminator, self.config
+        B, device = images.shape[0], images.device
+        real_labels = labels if self.conditional else None
+        out: dict[str, torch.Tensor] = {}
+
+        # --- D: maximise the game's value (minimise d_loss) with G fixed ----------------
+        for d_step in range(cfg.d_steps):
+            last = d_step == cfg.d_steps - 1
+            z = torch.randn(B, self.model.config.latent_dim, device=device)
+            fake_labels = self._fake_labels(B, device)
+            with ctx.autocast():
+                # The last D step's fakes keep their graph and are reused for the G update, as in
+                # the DCGAN reference loop: one generator forward per step instead of two.
+                with torch.set_grad_enabled(last):
+                    fake = G(z, fake_labels)  # (B, C, H, W)
+                real_in, fake_in = self._augment(images), self._augment(fake.detach())
+                real_logits = D(real_in, real_labels).float()  # (B,)
+                fake_logits = D(fake_in, fake_labels).float()  # (B,)
+            if self.probabilities:
+                d_loss = self.d_loss_fn(real_logits, fake_logits, cfg.label_smoothing)
+            else:
+                d_loss = self.d_loss_fn(real_logits, fake_logits)
+            if self.use_gp:
+                gp = gradient_penalty(D, real_in, fake_in, real_labels)
+                d_loss = d_loss + cfg.gp_weight * gp
+                out["gp"] = gp.detach()
+            ctx.update(d_loss, "d")
+
+        # --- G: fool the updated D (D's weights get no gradient: saves its weight-grad work) -
+        D.requires_grad_(False)
+        try:
+            with ctx.autocast():
+                g_logits = D(self._augment(fake), fake_labels).float()  # (B,)
+            g_loss = self.g_loss_fn(g_logits)
+            ctx.update(g_loss, "g")
+        finally:
+            D.requires_grad_(True)
+
+        if self.probabilities:
+            d_real, d_fake = torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()
+        else:
+            d_real, d_fake = real_logits.mean(), fake_logits.mean()
+        out.update(loss_d=d_loss.detach(), loss_g=g_loss.detach(), d_real=d_real.detach(), d_fake=d_fake.detach())
+        return out
+
+    def ema_target(self) -> nn.Module:
+        return self.model.generator
+
+    @torch.no_grad()
+    def sample_grid(self, network: nn.Module, n: int, seed: int) -> torch.Tensor:
+        """n images from a fixed seeded z (comparable across steps). Conditional: image i has
+        class ``i % num_classes``, so a grid with ``nrow = num_classes`` shows one class per column."""
+        device = next(network.parameters()).device
+        gen = torch.Generator().manual_seed(seed)  # on the CPU: same z on every device
+        z = torch.randn(n, self.model.config.latent_dim, generator=gen).to(device)
+        labels = torch.arange(n, device=device) % self.model.config.num_classes if self.conditional else None
+        with eval_mode(network):
+            return network(z, labels).float()
+
+
+# --------------------------------------------------------------------------------------
+# The family entry point used by ``genvision train gan``
+
+RECIPE = GANRecipe
+DESCRIPTION = "DCGAN-style GANs: minimax / non-saturating / hinge / WGAN-GP, class conditioning, DiffAugment"
+
+
+def build(recipe: GANRecipe, data: DataInfo) -> tuple[nn.Module, GANObjective]:
+    recipe.model = fit_config_to_data(recipe.model, data, recipe.conditional)
+    model = create_model("dcgan", recipe.model)
+    return model, GANObjective(model, recipe.objective, data)
+
+
+__all__ = [
+    "RECIPE", "DESCRIPTION", "build",
+    "GANObjectiveConfig", "GANObjective", "GANRecipe", "LOSSES",
+    "d_loss_minimax", "g_loss_minimax", "g_loss_nonsaturating", "d_loss_hinge", "g_loss_hinge",
+    "d_loss_wgan", "g_loss_wgan", "gradient_penalty",
+]

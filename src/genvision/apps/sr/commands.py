@@ -1,0 +1,53 @@
+"""Super-resolution commands: ``genvision upscale``.
+
+``genvision evaluate --model DIR|bicubic --data sr:Set5 --scale N`` and ``genvision train sr|srgan``
+cover the rest. """
+
+from __future__ import annotations
+
+import click
+
+from ...cli_params import SCALE, Count, fail_fast_option, overwrite_option
+from ...errors import ConfigError
+from ...runtime import select_device
+from .pipeline import resolve_sr_model, upscale_path
+
+
+@click.command()
+@click.argument("source", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Output file (.png streams with bounded memory; .jpg/.webp) or folder (for a folder input; "
+                   "it may not be the input folder or inside it).")
+@click.option("--model", "model", required=True, help="SR model or run directory, or 'bicubic'.")
+@click.option("--scale", type=SCALE, help="Upscaling factor (2, 3, 4): needed for bicubic, checked against a model.")
+@click.option("--tile", default=256, show_default=True, type=Count(0, 1 << 20),
+              help="Tile size in input pixels, 0 or >= 8 (0 = whole image at once).")
+@click.option("--overlap", default=16, show_default=True, type=Count(0, 1 << 19),
+              help="Pixels neighbouring tiles share (at most half of --tile).")
+@click.option("--batch", default=4, show_default=True, type=Count(1, 256), help="Tiles per forward pass.")
+@click.option("--bit-depth", type=click.Choice(["auto", "8", "16"]), default="auto", show_default=True,
+              help="PNG bit depth; auto = 16 for 16-bit inputs, else 8.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
+@click.option("--self-ensemble", is_flag=True,
+              help="Average the model over the 8 flips/transposes of each tile (8x slower, ~+0.1 dB).")
+@overwrite_option
+@fail_fast_option
+def upscale(source, output, model, scale, tile, overlap, batch, bit_depth, device, no_ema, self_ensemble, overwrite,
+            fail_fast):
+    """Upscale an image or a folder of images with a super-resolution model (tiled, seam-free).
+
+    A folder gives a folder of PNGs with the same relative names; when two inputs would get one
+    name (x.jpg and x.tif -> x.png) each gets its suffix added (x_jpg.png, x_tif.png). A file
+    that fails is reported and the rest go on; the exit status is 1 if any failed.
+    """
+    if 0 < tile < 8:
+        raise ConfigError(f"--tile must be 0 (whole image) or at least 8 pixels, got {tile}")
+    net = resolve_sr_model(model, scale, device=select_device(device), use_ema=not no_ema,
+                           self_ensemble=self_ensemble)
+    report = upscale_path(net, source, output, tile=tile or None, overlap=overlap, batch=batch,
+                          bit_depth=bit_depth, progress=True, overwrite=overwrite, fail_fast=fail_fast,
+                          metadata={"model": str(model), "scale": net.scale, "self_ensemble": self_ensemble})
+    report.raise_if_failed(output)  # the summary as the one error line, and a non-zero exit
+    click.echo(f"wrote {report.written[0]}" if report.total == 1 else report.summary(output))
+

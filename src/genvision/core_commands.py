@@ -1,0 +1,113 @@
+"""The commands that span applications: ``train`` (any family), ``evaluate`` (any model),
+``models``, ``datasets`` and ``demo``. The CLI loads this module only when one of them runs."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import click
+
+from .cli_params import CLASS, MAX_COUNT, SCALE, SEED, Count, FiniteFloat, overwrite_option
+from .data import list_datasets
+from .demo import run_demo
+from .evaluation import EvaluationRequest
+from .registry import list_models
+from .training.trainer import describe
+from .workflows.evaluate import evaluate as run_evaluation
+from .workflows.train import train as run_training
+
+
+def _data_overrides(data: str | None, data_root: str | None, device: str | None) -> list[str]:
+    overrides = []
+    if data is not None:
+        overrides.append(f"data.name={data}")
+    if data_root is not None:
+        overrides.append(f"data.root={data_root}")
+    if device is not None:
+        overrides.append(f"train.device={device}")
+    return overrides
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("family")
+@click.option("--data", help="Dataset: mnist, fashion-mnist, cifar10, mnist-mini or folder:PATH.")
+@click.option("--data-root", type=click.Path(), help="Where dataset files live (default $GENVISION_DATA).")
+@click.option("--config", "config_file", type=click.Path(), help="YAML recipe; key=value arguments override it.")
+@click.option("--resume", type=click.Path(), help="Continue the run in this directory from its latest checkpoint.")
+@click.option("--device", help="auto (default), cpu, cuda, cuda:N or mps.")
+@click.option("--arch", help="Architecture within the family, e.g. cnn|resnet|vit for classifier, espcn|edsr for sr "
+              "(same as arch=).")
+@click.option("--scale", type=int, help="Super-resolution: upscaling factor 2, 3 or 4 (same as scale=).")
+@click.option("--init", "init_dir", type=click.Path(),
+              help="srgan: the trained sr run or model to refine (same as init=).")
+@click.option("--overwrite", is_flag=True, help="Start over: replace an existing run directory of the same name.")
+@click.argument("overrides", nargs=-1)
+def train(family, data, data_root, config_file, resume, device, arch, scale, init_dir, overwrite, overrides):
+    """Train a model FAMILY (gan, classifier, vae, cvae, vqvae, dit, sr, srgan, ...) with key=value overrides.
+
+    Ctrl-C or SIGTERM writes a checkpoint and exits with status 130 or 143, so a scheduler sees the
+    interruption; --resume RUN_DIR continues it exactly.
+    """
+    # The flags are spellings of recipe keys, so a family without that key refuses them the same way.
+    flags = {"arch": arch, "scale": scale, "init": init_dir}
+    extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
+    result = run_training(family, config_file=config_file, resume=resume, overwrite=overwrite,
+                          overrides=_data_overrides(data, data_root, device) + extra + list(overrides))
+    click.echo(describe(result))
+    if result.signal is not None:
+        raise click.exceptions.Exit(128 + signal.Signals[result.signal].value)
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, help="Model or run directory.")
+@click.option("--data", help="Dataset to compare with (default: the one the model was trained on).")
+@click.option("--data-root", type=click.Path(), help="Where dataset files live.")
+@click.option("-n", "num", default=10_000, show_default=True, type=Count(0, MAX_COUNT),
+              help="Generated samples (generators; 0 skips sample metrics for VAEs).")
+@click.option("--features", help="Feature space: domain (default), inception, or a classifier model directory.")
+@click.option("--fid-weights", type=click.Path(), help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth.")
+@click.option("--batch-size", default=500, show_default=True, type=Count(1, 10_000))
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--class", "class_label", type=CLASS, help="Evaluate one class of a conditional generator.")
+@click.option("--scale", type=SCALE, help="Super-resolution: 2, 3 or 4 (checked against the model; needed for bicubic).")
+@click.option("--self-ensemble", is_flag=True, help="Super-resolution: average over the 8 flips/transposes.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("-o", "--output", default="evaluation.json", show_default=True, type=click.Path(),
+              help="JSON results (a confusion-matrix PNG is written beside it for classifiers).")
+@overwrite_option
+def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size, seed, class_label, scale,
+             self_ensemble, device, output, overwrite):
+    """Measure a model offline: FID/KID/precision-recall for generators, accuracy for classifiers,
+    likelihoods for VAEs, PSNR/SSIM for super-resolution (the Set5/Set14 protocol)."""
+    request = EvaluationRequest(model=model_dir, data=data, data_root=data_root, n=num, features=features,
+                                fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,
+                                scale=scale, self_ensemble=self_ensemble, device=device, output=output,
+                                overwrite=overwrite)
+    click.echo(run_evaluation(request).table())
+
+
+@click.command()
+def models():
+    """List the registered model architectures."""
+    for entry in list_models():
+        click.echo(f"{entry.name:<16} {entry.kind:<12} {entry.description}")
+
+
+@click.command()
+def datasets():
+    """List the named datasets."""
+    for info in list_datasets():
+        click.echo(f"{info.name:<16} {info.channels}x{info.image_size}px  {info.num_classes or '-':>3} classes  "
+                   f"{info.description}")
+
+
+@click.command()
+@click.option("--out", default="out/demo", show_default=True, type=click.Path(), help="Report directory.")
+@click.option("--minutes", default=1.0, show_default=True, type=FiniteFloat(0.0, 24 * 60.0, min_open=True),
+              help="Training time budget (0 < minutes <= 1440).")
+@click.option("--device", default="auto", show_default=True)
+def demo(out, minutes, device):
+    """Train a small DCGAN on the embedded mnist-mini and write an HTML report."""
+    report = run_demo(Path(out), minutes=minutes, device=device)
+    click.echo(f"report: {report}")

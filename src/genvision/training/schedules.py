@@ -1,0 +1,46 @@
+"""Learning-rate schedules shared by every objective: a linear warm-up, then a cosine decay (or a
+constant rate), as one LambdaLR factor.
+
+The factor is a plain function closing over numbers, not a callable object, so LambdaLR's
+``state_dict`` holds only numbers and the trainer state stays loadable with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+SCHEDULES = ("cosine", "constant")
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str = "cosine",
+              min_lr_ratio: float = 0.0) -> float:
+    """Multiplier of the base lr for the update made at ``step`` (0-based).
+
+    Warm-up: ``(step + 1) / warmup_steps`` for ``step < warmup_steps`` (so the first update is
+    not wasted at lr 0). Cosine: with ``p = (step - warmup) / (total - warmup)`` in [0, 1),
+    ``min + (1 - min) * (1 + cos(pi p)) / 2``. Constant: 1 after the warm-up.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_schedule(optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_steps: int,
+                    schedule: str = "cosine", min_lr_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """``optimizer``'s lr times :func:`lr_factor` of the step."""
+
+    def factor(step: int) -> float:
+        return lr_factor(step, total_steps=total_steps, warmup_steps=warmup_steps, schedule=schedule,
+                         min_lr_ratio=min_lr_ratio)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+__all__ = ["SCHEDULES", "lr_factor", "warmup_schedule"]

@@ -1,0 +1,105 @@
+"""The feature space FID-style scores are computed in, resolved offline.
+
+- ``domain`` (the default): a genvision classifier trained on the dataset; its penultimate features
+  give FID-style scores for that domain (NOT comparable with Inception-FID). For MNIST one ships
+  inside the package (``genvision/assets/extractors/<name>/``: config.json, model.safetensors,
+  MODEL_CARD.md); for any other labelled dataset one is trained once and cached under the data's
+  fingerprint. Training one is why this lives with the workflows, above the applications; the
+  training function is handed in (``train_classifier``) by the workflow that needs features.
+- ``inception``: the FID Inception network, with pytorch-fid's weights file.
+- a classifier model directory: its features.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from ..checkpoints import load_pretrained
+from ..data import load_dataset
+from ..errors import ConfigError
+from ..metrics.features import ClassifierExtractor, FeatureExtractor
+from ..metrics.inception import get_inception_extractor
+from ..runtime import cache_dir
+
+TrainClassifier = Callable[..., object]  # genvision.workflows.train.train
+
+# dataset name -> directory under assets/extractors/
+SHIPPED_EXTRACTORS = {"mnist": "mnist-cnn", "mnist-mini": "mnist-cnn"}
+
+EXTRACTORS_DIR = Path(__file__).resolve().parent.parent / "assets" / "extractors"
+
+
+def shipped_extractor_dir(dataset_name: str) -> Path | None:
+    """The shipped extractor directory for ``dataset_name``, or None when none ships for it."""
+    key = dataset_name.lower().replace("_", "-")
+    sub = SHIPPED_EXTRACTORS.get(key)
+    if sub is None:
+        return None
+    path = EXTRACTORS_DIR / sub
+    return path if (path / "model.safetensors").is_file() else None
+
+
+def load_shipped_extractor(dataset_name: str, device: str = "cpu") -> ClassifierExtractor | None:
+    """A :class:`~genvision.metrics.features.ClassifierExtractor` over the shipped classifier for
+    ``dataset_name``, or None when none ships for it."""
+    path = shipped_extractor_dir(dataset_name)
+    if path is None:
+        return None
+    model = load_pretrained(path, device=device, kind="classifier")
+    return ClassifierExtractor(model, name=f"domain:{path.name}")
+
+
+def _trained_domain_extractor(dataset_name: str, data_root: str | None, progress: bool,
+                              train_classifier: TrainClassifier | None) -> Path:
+    """Train (once) a classifier on a labelled dataset; cached under its data fingerprint."""
+    dataset = load_dataset(dataset_name, split="train", root=data_root, download=False)
+    if dataset.num_classes < 2:
+        raise ConfigError(f"domain features need a labelled dataset (class sub-folders); {dataset_name} has none: "
+                          f"pass --features MODEL_DIR or --fid-weights PATH")
+    safe = re.sub(r"[^A-Za-z0-9]+", "-", dataset_name).strip("-")[-40:]
+    name = f"{safe}-{dataset.fingerprint()}"
+    parent = cache_dir() / "extractors"
+    target = parent / name
+    if not (target / "checkpoints" / "latest").is_file():
+        if train_classifier is None:
+            raise ConfigError(f"no domain feature extractor ships for {dataset_name}, and none is cached: "
+                              f"evaluate through genvision.workflows.evaluate, which trains one")
+        print(f"training a domain feature extractor for {dataset_name} (once; cached in {target})")
+        if target.exists():
+            shutil.rmtree(target)  # an interrupted earlier attempt: start over
+        train_classifier("classifier", overrides=[f"data.name={dataset_name}", f"data.root={data_root}" if data_root else
+                                       "data.root=null", f"train.out_dir={parent}", f"train.name={name}",
+                                       "train.tensorboard=false", "train.sample_every=0"], progress=progress)
+    return target
+
+
+def domain_extractor(dataset_name: str, *, data_root: str | None = None, device: str = "cpu", progress: bool = True,
+                     train_classifier: TrainClassifier | None = None) -> FeatureExtractor:
+    """The shipped extractor for ``dataset_name``, or one trained with ``train_classifier`` (once)."""
+    model_dir = (shipped_extractor_dir(dataset_name)
+                 or _trained_domain_extractor(dataset_name, data_root, progress, train_classifier))
+    model = load_pretrained(model_dir, kind="classifier", device=device)
+    return ClassifierExtractor(model, name=f"domain:{dataset_name.split(':', 1)[0]}")
+
+
+def resolve_extractor(features: str | None, *, dataset_name: str, data_root: str | None = None,
+                      fid_weights: str | None = None, device: str = "cpu", progress: bool = True,
+                      train_classifier: TrainClassifier | None = None) -> FeatureExtractor:
+    """``features``: None/"auto" (Inception if --fid-weights is given, else domain), "domain",
+    "inception", or a classifier model directory."""
+    if features in (None, "auto"):
+        features = "inception" if fid_weights else "domain"
+    if features == "inception":
+        return get_inception_extractor(fid_weights, device=device)
+    if features == "domain":
+        return domain_extractor(dataset_name, data_root=data_root, device=device, progress=progress,
+                                train_classifier=train_classifier)
+    model = load_pretrained(features, kind="classifier", device=device)
+    return ClassifierExtractor(model, name=f"classifier:{Path(features).name}")
+
+
+__all__ = ["SHIPPED_EXTRACTORS", "EXTRACTORS_DIR", "domain_extractor", "load_shipped_extractor", "resolve_extractor",
+           "shipped_extractor_dir"]
