@@ -4,7 +4,7 @@
     python benchmarks/sr_bicubic_protocol.py --data-root ../shared/data --part Set14:2   # one cell
     python benchmarks/sr_bicubic_protocol.py --record-only      # the harness row from the cached cells
 
-LR = MATLAB bicubic down (genvision.sr.degrade.imresize, 8-bit), bicubic baseline = MATLAB bicubic
+LR = MATLAB bicubic down (genvision.nn.resize.imresize, 8-bit), bicubic baseline = MATLAB bicubic
 up (8-bit), PSNR/SSIM on BT.601 Y with ``scale`` pixels shaved (genvision.metrics.image.sr_psnr_ssim).
 Each cell is cached in benchmarks/results/runs/sr-protocol-cells.json, so the six cells can be
 computed by separate short invocations; the harness row is written once all six exist.

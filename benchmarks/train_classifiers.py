@@ -13,7 +13,7 @@ Protocol, per architecture (recipes configs/resnet-mnist.yaml and configs/vit-mn
    the budget (``train.max_minutes`` = the budget is the hard stop);
 2. train on the train split; the training wall time (as the trainer measures it) is reported;
 3. evaluate the final weights on the untouched test split: accuracy and per-class accuracy
-   (``genvision.tasks.classify.evaluate_classifier``, the same code as ``genvision evaluate``).
+   (``genvision.apps.classify.pipeline.evaluate_classifier``, the same code as ``genvision evaluate``).
 """
 
 from __future__ import annotations

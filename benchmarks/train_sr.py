@@ -12,7 +12,7 @@ Each run: ``genvision train sr --config configs/sr-<arch>.yaml scale=S`` on
 ``folder:<data-root>/sr-train`` (T91 + BSD200, 291 images) with ``train.steps`` set so the cosine
 schedule ends at the time budget (the rate is measured in a short calibration run first;
 ``train.max_minutes`` stops the run in any case). The EMA weights are then scored by the protocol
-(genvision.sr.evaluate: MATLAB bicubic LR, Y BT.601, shave = scale) on Set5 and Set14, and a row is
+(genvision.apps.sr.evaluate: MATLAB bicubic LR, Y BT.601, shave = scale) on Set5 and Set14, and a row is
 recorded next to the published numbers of SRCNN / FSRCNN / ESPCN / VDSR (and the issue-6 targets).
 """
 

@@ -11,7 +11,7 @@ Protocol (``--part nll``): ``genvision train vae --config configs/vae-mnist.yaml
 makes two-thread OpenMP kernels 10-20x slower; one thread is robust and leaves a core free).
 Training data: MNIST train (60k) binarised afresh for every batch. Test data: the 10,000 MNIST
 test images binarised once with ``torch.Generator().manual_seed(0)`` (see
-``genvision.tasks.evaluate_vae``). Final number: the importance-weighted bound -L_k with
+``genvision.apps.vae.evaluate``). Final number: the importance-weighted bound -L_k with
 ``--k`` samples per image on the full test set (two worker processes, one thread each), plus
 k = 5000 on the first ``--k5000-images`` test images. Curve: every checkpoint (2500 steps)
 with k = 100 on the first 1000 test images. Anchor: pythae's reproduced VAE, 89.78 nats
@@ -162,10 +162,10 @@ def run_others(args) -> None:
 def run_fid(args) -> None:
     from genvision import io as gio
     from genvision.apps.vae import pipeline as tv
-    from genvision.apps.vae.evaluate import evaluate_vae
     from genvision.checkpoints import load_pretrained
     from genvision.data import load_dataset
-    from genvision.sampling import generate, interpolate
+    from genvision.sampling import generate, interpolate, interpolate_images
+    from genvision.workflows.evaluate import evaluate
 
     torch.set_num_threads(args.threads)
     IMAGES.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,7 @@ def run_fid(args) -> None:
         if short == "vae":
             gio.save_grid(tv.traverse(model, x[0], list(range(10)), span=3.0, steps=9),
                           IMAGES / "vae-traversal.png", nrow=9, metadata={"model": name, "dims": "0-9"})
-            gio.save_grid(tv.interpolate_images(model, x[0], x[1], 10), IMAGES / "vae-interpolation.png", nrow=10,
+            gio.save_grid(interpolate_images(model, x[0], x[1], 10), IMAGES / "vae-interpolation.png", nrow=10,
                           metadata={"model": name, "method": "slerp"})
         if short == "cvae":
             gio.save_grid(tv.class_swap_grid(model, x[:8], y[:8]), IMAGES / "cvae-style-swap.png", nrow=10,
@@ -199,8 +199,8 @@ def run_fid(args) -> None:
         t0 = time.perf_counter()
         # FID family on 10,000 samples; the likelihood / reconstruction part on the first 1000 test
         # images with k = 100 only (the full NLL protocol is --part nll's job).
-        result = evaluate_vae(str(run_dir), data="mnist", data_root=args.data_root, n=10_000, features="domain",
-                              k=100, limit=1000)
+        result = evaluate(str(run_dir), data="mnist", data_root=args.data_root, n=10_000, features="domain",
+                          k=100, limit=1000)
         wall = time.perf_counter() - t0
         (RUNS / f"{name}-eval.json").write_text(json.dumps(result.to_json(), indent=2))
         quality = {k: result.metrics[k] for k in FID_KEYS if k in result.metrics}
