@@ -75,8 +75,23 @@ class Stage(nn.Sequential):
         super().__init__(conv_bn_relu(c_in, c_out), conv_bn_relu(c_out, c_out), nn.MaxPool2d(2))
 
 
+class ImageClassifier:
+    """What the image classifiers here share: the classifier protocol's ``num_classes`` and example
+    inputs (images in [-1, 1] of the configured size)."""
+
+    config: object
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor]:
+        c = self.config
+        return (torch.rand(batch, c.channels, c.image_size, c.image_size) * 2 - 1,)
+
+
 @register_model("cnn", kind="classifier", config_cls=CNNConfig, tiny={"width": 4, "stages": 2, "feature_dim": 8})
-class CNNClassifier(nn.Module):
+class CNNClassifier(ImageClassifier, nn.Module):
     """Compact VGG-style CNN classifier (conv-BN-ReLU stages, global average pool, MLP embedding)."""
     def __init__(self, config: CNNConfig):
         super().__init__()
@@ -102,14 +117,6 @@ class CNNClassifier(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
-    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor]:
-        c = self.config
-        return (torch.rand(batch, c.channels, c.image_size, c.image_size) * 2 - 1,)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) in [-1, 1] -> (B, feature_dim) penultimate features."""
         check_images(x, channels=self.config.channels, who="cnn")
@@ -122,4 +129,4 @@ class CNNClassifier(nn.Module):
         return self.head(self.forward_features(x))
 
 
-__all__ = ["CNNConfig", "CNNClassifier"]
+__all__ = ["CNNConfig", "CNNClassifier", "ImageClassifier"]

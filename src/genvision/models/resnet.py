@@ -25,6 +25,7 @@ from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
 from ..nn.checks import check_images
 from ..registry import register_model
+from .classifier import ImageClassifier
 
 
 @dataclass
@@ -83,7 +84,7 @@ class BasicBlock(nn.Module):
 
 @register_model("resnet", kind="classifier", config_cls=ResNetConfig,
                 tiny={"image_size": 16, "width": 4, "blocks": [1, 1]})
-class ResNetClassifier(nn.Module):
+class ResNetClassifier(ImageClassifier, nn.Module):
     """Small ResNet classifier (conv stem, basic residual blocks, global average pool)."""
     def __init__(self, config: ResNetConfig):
         super().__init__()
@@ -120,14 +121,6 @@ class ResNetClassifier(nn.Module):
     def cam_layer(self) -> nn.Module:
         """The module whose output Grad-CAM explains: the last stage."""
         return self.stages[-1]
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
-    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor]:
-        c = self.config
-        return (torch.rand(batch, c.channels, c.image_size, c.image_size) * 2 - 1,)
 
     def forward_maps(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) in [-1, 1] -> the last stage's map (B, width * 2**(stages-1), S', S')."""

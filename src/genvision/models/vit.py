@@ -28,6 +28,7 @@ from ..nn.attention import TransformerBlock
 from ..nn.checks import check_images
 from ..nn.embeddings import PatchEmbed, check_patch_grid, sincos_2d
 from ..registry import register_model
+from .classifier import ImageClassifier
 
 POOLS = ("cls", "mean")
 POSITIONS = ("learned", "sincos")
@@ -87,7 +88,7 @@ class ViTConfig:
 
 @register_model("vit", kind="classifier", config_cls=ViTConfig,
                 tiny={"image_size": 8, "patch_size": 4, "dim": 8, "depth": 1, "heads": 2, "num_classes": 3})
-class ViTClassifier(nn.Module):
+class ViTClassifier(ImageClassifier, nn.Module):
     """Vision Transformer classifier (patch tokens, class token or mean pooling, pre-norm blocks)."""
     def __init__(self, config: ViTConfig):
         super().__init__()
@@ -123,14 +124,6 @@ class ViTClassifier(nn.Module):
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.zeros_(self.head.weight)  # start from uniform predictions
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
-    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor]:
-        c = self.config
-        return (torch.rand(batch, c.channels, c.image_size, c.image_size) * 2 - 1,)
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) -> (B, n_tokens, dim) with class token and positions."""
