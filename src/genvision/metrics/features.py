@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import model_device
+
 
 @dataclass
 class Features:
@@ -76,7 +78,7 @@ class ClassifierExtractor(FeatureExtractor):
         cfg = model.config
         self.image_size, self.channels, self.num_classes = cfg.image_size, cfg.channels, cfg.num_classes
         self.name = name or f"classifier:{getattr(model, 'registry_name', type(model).__name__)}"
-        self.device = next(model.parameters()).device
+        self.device = model_device(model)
         with torch.no_grad():
             probe = torch.zeros(1, self.channels, self.image_size, self.image_size, device=self.device)
             self.dim = model.forward_features(probe).shape[1]

@@ -33,6 +33,7 @@ from ..nn.checks import check_images
 from ..nn.embeddings import PatchEmbed, TimestepEmbedder, check_patch_grid, sincos_2d, unpatchify
 from ..processes.flow import SAMPLERS, check_sampling, integrate
 from ..registry import register_model
+from ..runtime import model_device
 
 MAX_DEPTH = 1024  # DiT-XL has 28 blocks
 MAX_MLP_RATIO = 64.0  # DiT uses 4
@@ -197,7 +198,7 @@ class DiT(nn.Module):
                       device: torch.device | str | None = None) -> torch.Tensor:
         """x0 ~ N(0, I) of shape (n, C, S, S); drawn on the generator's device, then moved."""
         if device is None:
-            device = next(self.parameters()).device
+            device = model_device(self)
         c = self.config
         draw_on = generator.device if generator is not None else device
         return torch.randn(n, c.channels, c.image_size, c.image_size, generator=generator, device=draw_on).to(device)

@@ -23,6 +23,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from ..errors import ConfigError
 from ..nn.checks import check_vectors
 from ..registry import register_model
+from ..runtime import model_device
 
 # image size -> (side of the first feature map, number of stride-2 up/down-sampling blocks)
 _LAYOUT = {28: (7, 2), 32: (4, 3)}
@@ -189,7 +190,7 @@ class DCGAN(nn.Module):
         """z ~ N(0, I) of shape (n, latent_dim). A seeded ``generator`` is drawn from on its own
         device, then moved, so a seed gives the same z on every device."""
         if device is None:
-            device = next(self.parameters()).device
+            device = model_device(self)
         draw_on = generator.device if generator is not None else device
         return torch.randn(n, self.config.latent_dim, generator=generator, device=draw_on).to(device)
 

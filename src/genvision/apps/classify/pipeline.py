@@ -18,6 +18,7 @@ from ...data.transforms import to_signed_unit
 from ...errors import ConfigError
 from ...metrics.classification import confusion_matrix, per_class_accuracy
 from ...metrics.features import match_channels
+from ...runtime import model_device
 from ...training.objective import eval_mode
 
 CLASSIFIER_KINDS = ("classifier",)
@@ -28,7 +29,7 @@ def prepare(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     if images.ndim != 4:
         raise ConfigError(f"expected images (B, C, H, W), got shape {tuple(images.shape)}")
     cfg = model.config
-    device = next(model.parameters()).device
+    device = model_device(model)
     x = match_channels(images.to(device, torch.float32), cfg.channels)
     if x.shape[-2:] != (cfg.image_size, cfg.image_size):
         x = F.interpolate(x, size=(cfg.image_size, cfg.image_size), mode="bilinear", antialias=True,

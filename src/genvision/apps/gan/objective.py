@@ -26,6 +26,7 @@ from ...data.augment import diff_augment, parse_policy
 from ...errors import ConfigError
 from ...models.gan import DCGANConfig
 from ...registry import create_model
+from ...runtime import model_device
 from ...training.objective import DataInfo, Objective, StepContext, check_class_count, eval_mode, fit_config_to_data
 from ...training.optim import fast_optimizer
 
@@ -250,7 +251,7 @@ class GANObjective(Objective):
     def sample_grid(self, network: nn.Module, n: int, seed: int) -> torch.Tensor:
         """n images from a fixed seeded z (comparable across steps). Conditional: image i has
         class ``i % num_classes``, so a grid with ``nrow = num_classes`` shows one class per column."""
-        device = next(network.parameters()).device
+        device = model_device(network)
         gen = torch.Generator().manual_seed(seed)  # on the CPU: same z on every device
         z = torch.randn(n, self.model.config.latent_dim, generator=gen).to(device)
         labels = torch.arange(n, device=device) % self.model.config.num_classes if self.conditional else None

@@ -37,7 +37,7 @@ from ...metrics.image import reconstruction_errors
 from ...metrics.reference import reference_stats
 from ...metrics.samples import MAX_KEPT_FEATURES, kept_features_note, sample_metrics
 from ...models.vae import discrete_nll_offset
-from ...runtime import select_device
+from ...runtime import model_device, select_device
 from ...sampling import sampler_for
 from .objective import binarize_fixed, model_binarizes
 
@@ -74,7 +74,7 @@ def likelihood_metrics(model, dataset, *, k: int = 500, limit: int | None = None
     if n < 1:
         raise ConfigError("no test images to evaluate")
     chunk = chunk or max(1, min(k, 20_000 // batch_size))  # at most ~20k decoded images in memory
-    device = next(model.parameters()).device
+    device = model_device(model)
     conditional = model.config.num_classes > 0
     torch.manual_seed(seed)  # the posterior samples
     neg_elbo, neg_iwae = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
@@ -97,8 +97,8 @@ def likelihood_metrics(model, dataset, *, k: int = 500, limit: int | None = None
 @torch.no_grad()
 def reconstruction_metrics(model, dataset, *, limit: int | None = None, batch_size: int = 500) -> dict:
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    device = next(model.parameters()).device
-    conditional = getattr(model.config, "num_classes", 0) > 0
+    device = model_device(model)
+    conditional = model.num_classes > 0
     totals = {"mse": 0.0, "psnr": 0.0, "ssim": 0.0}
     for start in range(0, n, batch_size):
         x, y = dataset.get_batch(torch.arange(start, min(start + batch_size, n)))
@@ -117,7 +117,7 @@ def codebook_metrics(model, dataset, *, limit: int | None = None, batch_size: in
                      binarize_seed: int = 0) -> dict:
     """Codebook usage / perplexity over all test tokens and the NLL bound under the token prior."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    device = next(model.parameters()).device
+    device = model_device(model)
     K = model.config.codebook_size
     counts = torch.zeros(K, dtype=torch.float64)
     bound = 0.0

@@ -23,6 +23,7 @@ from ...config import MAX_LOSS_WEIGHT, DataConfig, TrainConfig, check_optimizer,
 from ...errors import ConfigError
 from ...models.vae import VAEConfig
 from ...registry import create_model
+from ...runtime import model_device
 from ...training.objective import DataInfo, Objective, StepContext, check_class_count, eval_mode, fit_config_to_data
 from ...training.optim import fast_optimizer
 from ...training.schedules import SCHEDULES, warmup_schedule
@@ -159,7 +160,7 @@ class VAEObjective(Objective):
     @torch.no_grad()
     def sample_grid(self, network: nn.Module, n: int, seed: int) -> torch.Tensor:
         """Prior samples from a fixed seeded z; conditional: image i has class i % num_classes."""
-        device = next(network.parameters()).device
+        device = model_device(network)
         z = network.sample_latent(n, generator=torch.Generator().manual_seed(seed)).to(device)
         labels = torch.arange(n, device=device) % network.config.num_classes if self.conditional else None
         with eval_mode(network):

@@ -19,6 +19,7 @@ from ...config import DataConfig, TrainConfig, check_optimizer, check_range
 from ...errors import ConfigError
 from ...models.vqvae import VQVAEConfig
 from ...registry import create_model
+from ...runtime import model_device
 from ...training.objective import DataInfo, Objective, StepContext, eval_mode
 from ...training.optim import fast_optimizer
 from ...training.schedules import warmup_schedule
@@ -96,7 +97,7 @@ class VQVAEObjective(Objective):
         """Samples from the per-position token prior (independent positions)."""
         if not network.prior_fitted:
             return None
-        device = next(network.parameters()).device
+        device = model_device(network)
         z = network.sample_latent(n, generator=torch.Generator().manual_seed(seed)).to(device)
         with eval_mode(network):
             return network.generate(z).float()
