@@ -18,6 +18,7 @@ Pixel conventions (the explicit tables are ``_TO_WORKING`` and ``_DROP_ALPHA`` b
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -146,7 +147,12 @@ def _decode(path: str | os.PathLike, max_bytes: int | None, max_pixels: int | No
                 raise ImageLoadError(f"{name}: empty file")
             if size > max_bytes:
                 raise ImageLoadError(f"{name}: file is {size} bytes, over the limit of {max_bytes} bytes")
-            img = Image.open(fh, formats=_OPEN_FORMATS)  # reads the header only
+            # Decoders read chunk lengths from the file: a damaged one asks read() for up to 4 GiB,
+            # which a file object allocates before reading. From memory, read(n) returns what exists.
+            data = fh.read(max_bytes + 1)  # at most the cap, even if the file grew since fstat
+            if len(data) > max_bytes:
+                raise ImageLoadError(f"{name}: file is over the limit of {max_bytes} bytes")
+            img = Image.open(io.BytesIO(data), formats=_OPEN_FORMATS)  # parses the header only
             w, h = img.size
             if w * h > max_pixels:  # refuse before anything the size of the image is allocated
                 raise ImageLoadError(f"{name}: image is {w}x{h} = {w * h} pixels, over the limit of "
