@@ -42,7 +42,7 @@ def main() -> None:
             sys.exit("the fault-injection test failed: see its output above; no result recorded")
         counts = json.loads(report.read_text())
     path = record("reliability-faults", f"training-sigkill-{args.kills}", wall_s=wall,
-                  recipe="tiny DCGAN on mnist-mini, 60 steps, a checkpoint every step, 1 thread",
+                  recipe="tiny DCGAN on mnist-mini, runs of 60 steps, a checkpoint every step, 1 thread",
                   quality=counts, notes=f"seed {args.seed}; one kill per launch, then --resume")
     print(path)
 
