@@ -105,7 +105,7 @@ def flops_per_step() -> float:
     return counter.get_total_flops()
 
 
-def run_speed(data_root: str, steps: int, rounds: int) -> None:
+def run_speed(data_root: str, steps: int, rounds: int, name: str = "dcgan-mnist-b64") -> None:
     dataset = load_dataset("mnist", root=data_root, download=False)
     t0 = time.perf_counter()
     results = {"plain": [], "genvision": [], "genvision+compile": []}
@@ -125,7 +125,7 @@ def run_speed(data_root: str, steps: int, rounds: int) -> None:
         "fp32 matmul peak GFLOP/s": peak, "bf16 matmul peak GFLOP/s": peak_bf16,
         "MFU (fp32 peak)": flops / 1e9 * ours / BATCH / peak,
     }
-    record("gan-training-speed", "dcgan-mnist-b64", recipe="gan default (DCGAN w64, 28px, batch 64)",
+    record("gan-training-speed", name, recipe="gan default (DCGAN w64, 28px, batch 64)",
            wall_s=time.perf_counter() - t0, throughput=throughput,
            notes=f"best of {rounds} alternating rounds of {steps} steps; all rounds: {json.dumps(results)}")
     print(json.dumps(throughput, indent=2))
@@ -164,9 +164,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="timed steps per speed round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--name", default="dcgan-mnist-b64", help="result row name of the speed part")
     args = parser.parse_args()
     if args.part in ("speed", "all"):
-        run_speed(args.data_root, args.steps, args.rounds)
+        run_speed(args.data_root, args.steps, args.rounds, args.name)
     if args.part in ("quality", "all"):
         run_quality(args.data_root, args.minutes)
     print(render_docs())
