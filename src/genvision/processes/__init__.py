@@ -2,5 +2,6 @@
 (as the DiT code keeps ``diffusion/`` apart from ``models.py``) so editing and inpainting can reuse
 the samplers with any velocity field.
 
-- :mod:`.flow`: flow matching on straight paths — the training loss and the ODE samplers.
+- :mod:`.flow`: flow matching on straight paths — the training loss and the ODE samplers;
+- :mod:`.inpaint`: RePaint on those paths — the samplers with known pixels re-imposed along the path.
 """
