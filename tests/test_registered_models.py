@@ -14,12 +14,18 @@ import torch
 
 from genvision import checkpoints as ckpt
 from genvision.errors import InputShapeError
-from genvision.models.protocols import Classifier, Generator, ImageToImage, LatentCodec
+from genvision.models.protocols import (
+    Classifier,
+    Denoiser,
+    Generator,
+    ImageToImage,
+    LatentCodec,
+)
 from genvision.registry import create_model, list_models
 
 ENTRIES = list_models()
 PROTOCOLS = {"gan": (Generator,), "diffusion": (Generator,), "vae": (Generator, LatentCodec),
-             "classifier": (Classifier,), "sr": (ImageToImage,)}
+             "classifier": (Classifier,), "sr": (ImageToImage,), "denoise": (Denoiser,)}
 
 
 def _build(entry, seed: int = 0):

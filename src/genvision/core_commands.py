@@ -72,17 +72,20 @@ def train(family, data, data_root, config_file, resume, device, arch, scale, ini
 @click.option("--class", "class_label", type=CLASS, help="Evaluate one class of a conditional generator.")
 @click.option("--scale", type=SCALE, help="Super-resolution: 2, 3 or 4 (checked against the model; needed for bicubic).")
 @click.option("--self-ensemble", is_flag=True, help="Super-resolution: average over the 8 flips/transposes.")
+@click.option("--sigma", type=FiniteFloat(0.0, 255.0, min_open=True),
+              help="Denoising: Gaussian noise std in 8-bit levels, (0, 255] (default 25); --seed seeds the noise.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("-o", "--output", default="evaluation.json", show_default=True, type=click.Path(),
               help="JSON results (a confusion-matrix PNG is written beside it for classifiers).")
 @overwrite_option
 def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size, seed, class_label, scale,
-             self_ensemble, device, output, overwrite):
+             self_ensemble, sigma, device, output, overwrite):
     """Measure a model offline: FID/KID/precision-recall for generators, accuracy for classifiers,
-    likelihoods for VAEs, PSNR/SSIM for super-resolution (the Set5/Set14 protocol)."""
+    likelihoods for VAEs, PSNR/SSIM for super-resolution (the Set5/Set14 protocol) and denoising
+    (Gaussian noise of --sigma)."""
     request = EvaluationRequest(model=model_dir, data=data, data_root=data_root, n=num, features=features,
                                 fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,
-                                scale=scale, self_ensemble=self_ensemble, device=device, output=output,
+                                scale=scale, self_ensemble=self_ensemble, sigma=sigma, device=device, output=output,
                                 overwrite=overwrite)
     click.echo(run_evaluation(request).table())
 

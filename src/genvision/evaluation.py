@@ -34,6 +34,7 @@ class EvaluationRequest:
     scale: int | None = None  # image-to-image models: checked against the model (the factor of bicubic)
     self_ensemble: bool = False  # image-to-image models: average the 8 flips/transposes
     tile: int | None = None  # image-to-image models: tile size in input pixels
+    sigma: float | None = None  # denoising models: noise std in 8-bit levels, (0, 255]; default 25
     k: int = 500  # VAEs: importance samples per image
     limit: int | None = None  # only the first N test images
     device: str = "auto"

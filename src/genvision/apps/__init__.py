@@ -26,6 +26,7 @@ APPS: list[str] = [
     "genvision.apps.vae",
     "genvision.apps.classify",
     "genvision.apps.sr",
+    "genvision.apps.denoise",
     "genvision.apps.edit",
 ]
 

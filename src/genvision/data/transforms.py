@@ -111,6 +111,28 @@ def augment_batch(x: torch.Tensor, *, random_crop: bool, hflip: bool) -> torch.T
     return x
 
 
+def dihedral(x: torch.Tensor, code: int) -> torch.Tensor:
+    """One of the 8 symmetries of the square on the last two dims (bit 0: h-flip, 1: v-flip, 2: transpose)."""
+    if code & 1:
+        x = x.flip(-1)
+    if code & 2:
+        x = x.flip(-2)
+    if code & 4:
+        x = x.transpose(-1, -2)
+    return x
+
+
+def dihedral_inverse(x: torch.Tensor, code: int) -> torch.Tensor:
+    """Undo ``dihedral(., code)``: the same steps in reverse order (each is its own inverse)."""
+    if code & 4:
+        x = x.transpose(-1, -2)
+    if code & 2:
+        x = x.flip(-2)
+    if code & 1:
+        x = x.flip(-1)
+    return x
+
+
 def folder_transform(image_size: int, *, random_crop: bool = False, hflip: bool = False):
     """torchvision v2 pipeline: uint8 (C, H, W) tensor -> uint8 (C, S, S).
 

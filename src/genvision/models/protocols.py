@@ -62,6 +62,23 @@ class ImageToImage(Protocol):
 
 
 @runtime_checkable
+class Denoiser(Protocol):
+    """Removes noise from images in [0, 1] (B, C, H, W) -> (B, C, H, W) (an estimate of the clean
+    image, not clamped): DnCNN, FFDNet-style noise-level-conditioned nets, classical NL-means.
+
+    ``sigma`` is the noise's standard deviation as a fraction of the [0, 1] range (25/255 for the
+    literature's "sigma 25"): a float or a (B,) tensor. ``conditioned`` models use it (and need
+    it); blind ones ignore it."""
+
+    config: Any
+
+    @property
+    def conditioned(self) -> bool: ...
+
+    def forward(self, noisy: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class Classifier(Protocol):
     """Logits (B, num_classes) for images in [-1, 1]; penultimate features for FID-style scores."""
 
@@ -75,4 +92,4 @@ class Classifier(Protocol):
     def forward_features(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
-__all__ = ["Classifier", "Generator", "ImageToImage", "LatentCodec"]
+__all__ = ["Classifier", "Denoiser", "Generator", "ImageToImage", "LatentCodec"]

@@ -12,31 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...data.transforms import dihedral, dihedral_inverse
+
 __all__ = ["dihedral", "dihedral_inverse", "SelfEnsemble"]
 
 SYMMETRIES = 8
-
-
-def dihedral(x: torch.Tensor, code: int) -> torch.Tensor:
-    """One of the 8 symmetries of the square on the last two dims (bit 0: h-flip, 1: v-flip, 2: transpose)."""
-    if code & 1:
-        x = x.flip(-1)
-    if code & 2:
-        x = x.flip(-2)
-    if code & 4:
-        x = x.transpose(-1, -2)
-    return x
-
-
-def dihedral_inverse(x: torch.Tensor, code: int) -> torch.Tensor:
-    """Undo ``dihedral(., code)``: the same steps in reverse order (each is its own inverse)."""
-    if code & 4:
-        x = x.transpose(-1, -2)
-    if code & 2:
-        x = x.flip(-2)
-    if code & 1:
-        x = x.flip(-1)
-    return x
 
 
 class SelfEnsemble(nn.Module):

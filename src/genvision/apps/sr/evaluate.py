@@ -27,8 +27,12 @@ import torch
 from tqdm import tqdm
 
 from ... import io as gio
-from ...data import default_data_root
-from ...errors import ConfigError, DataError
+from ...data.benchmarks import (
+    list_benchmark_images,
+    load_benchmark_image,
+    resolve_image_folder,
+)
+from ...errors import ConfigError
 from ...evaluation import Evaluation, EvaluationRequest
 from ...metrics.image import rgb_to_y, sr_psnr_ssim
 from ...nn.resize import imresize, make_lr
@@ -40,49 +44,22 @@ PUBLISHED_BICUBIC = {
     ("Set5", 2): (33.66, 0.9299), ("Set5", 3): (30.39, 0.8682), ("Set5", 4): (28.42, 0.8104),
     ("Set14", 2): (30.24, 0.8688), ("Set14", 3): (27.55, 0.7742), ("Set14", 4): (26.00, 0.7027),
 }
-BENCHMARKS = ("Set5", "Set14")
-_SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 Upscaler = Callable[[torch.Tensor], torch.Tensor]  # float (1, C, h, w) in [0, 1] -> (1, C, s*h, s*w)
 
 
 def resolve_hr_folder(data: str, data_root: str | None = None) -> tuple[str, Path]:
     """``sr:Set5`` / ``sr:Set14`` / ``folder:PATH`` -> (label, folder)."""
-    if data.startswith("folder:"):
-        folder = Path(data[len("folder:"):]).expanduser()
-        if not folder.is_dir():
-            raise DataError(f"{data}: no such folder")
-        return data, folder
-    if data.startswith("sr:"):
-        name = data[len("sr:"):]
-        match = next((b for b in BENCHMARKS if b.lower() == name.lower()), None)
-        if match is None:
-            raise DataError(f"unknown SR benchmark {name!r}; choose sr:Set5, sr:Set14 or folder:PATH")
-        candidates = [default_data_root(data_root) / "sr-benchmarks" / match]
-        if data_root is None:
-            candidates.append(_SHARED_DATA / "sr-benchmarks" / match)
-        for folder in candidates:
-            if folder.is_dir():
-                return f"sr:{match}", folder
-        raise DataError(f"{data}: {candidates[0]} not found (put the HR images of {match} there, "
-                        f"or pass --data-root DIR holding sr-benchmarks/{match}/)")
-    raise DataError(f"SR evaluation data must be sr:Set5, sr:Set14 or folder:PATH, got {data!r}")
+    return resolve_image_folder(data, data_root, what="SR evaluation")
 
 
 def list_hr_images(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in gio.IMAGE_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    if not files:
-        raise DataError(f"{folder}: no image files found")
-    return files
+    return list_benchmark_images(folder)
 
 
 def load_hr(path: Path) -> torch.Tensor:
     """uint8 ``(C, H, W)``: C = 1 for greyscale files (scored as grey), else 3 (alpha flattened on white)."""
-    mode = gio.load_image(path, "keep").mode
-    grey = mode in ("1", "L", "LA", "La", "I;16", "I", "F")
-    arr = gio.to_uint8_array(path, "L" if grey else "RGB")  # (H, W, C)
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
+    return load_benchmark_image(path)
 
 
 def sharpness(image8: torch.Tensor, shave: int = 0) -> float:
