@@ -21,15 +21,33 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .. import io as gio
+from ..config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, DataConfig, check_range
 from ..errors import DataError, ImageLoadError
 from .transforms import dihedral
 
-__all__ = ["AlignedPatchDataset", "RandomPatchDataset", "list_image_files"]
+__all__ = ["AlignedPatchDataset", "PatchDataConfig", "RandomPatchDataset", "list_image_files"]
+
+
+@dataclass
+class PatchDataConfig(DataConfig):
+    """The data section of a family trained on random patches (super-resolution, denoising)."""
+
+    name: str = "folder:../shared/data/sr-train"  # folder:PATH of images (any sizes), e.g. T91 + BSD200
+    patch_size: int = 96  # patch side in pixels
+    repeat: int = 20  # patches per image per "epoch" (the epoch length only matters for the data order)
+    augment: bool = True  # random flips and 90-degree rotations (the 8 symmetries of the square)
+
+    def validate(self) -> None:
+        super().validate()
+        check_range("data.patch_size", self.patch_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+        # An epoch is a random permutation of num_images * repeat indices, held in memory.
+        check_range("data.repeat", self.repeat, 1, 10_000)
 
 
 def list_image_files(folder: Path) -> list[Path]:

@@ -24,15 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import (
-    MAX_IMAGE_SIZE,
-    MIN_IMAGE_SIZE,
-    DataConfig,
     TrainConfig,
     build_dataclass,
     check_optimizer,
     check_range,
 )
-from ...data.patches import RandomPatchDataset
+from ...data.patches import PatchDataConfig, RandomPatchDataset
 from ...errors import ConfigError, DataError
 from ...registry import create_model, get_entry
 from ...training.objective import DataInfo, Objective, StepContext
@@ -45,17 +42,8 @@ SAMPLE_SIGMA = 25.0  # the noise level of the periodic sample grid
 
 
 @dataclass
-class DenoiseDataConfig(DataConfig):
-    name: str = "folder:../shared/data/sr-train"  # folder:PATH of clean images (any sizes), e.g. T91 + BSD200
-    patch_size: int = 48  # patch side in pixels (DnCNN: 40 for a known sigma, 50 blind)
-    repeat: int = 20  # patches per image per "epoch" (the epoch length only matters for the data order)
-    augment: bool = True  # random flips and 90-degree rotations (the 8 symmetries of the square)
-
-    def validate(self) -> None:
-        super().validate()
-        check_range("data.patch_size", self.patch_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
-        # An epoch is a random permutation of num_images * repeat indices, held in memory.
-        check_range("data.repeat", self.repeat, 1, 10_000)
+class DenoiseDataConfig(PatchDataConfig):
+    patch_size: int = 48  # DnCNN: 40 for a known sigma, 50 blind
 
 
 @dataclass

@@ -24,14 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import (
-    MAX_IMAGE_SIZE,
-    MIN_IMAGE_SIZE,
-    DataConfig,
     TrainConfig,
     build_dataclass,
     check_optimizer,
-    check_range,
 )
+from ...data.patches import PatchDataConfig
 from ...errors import ConfigError, DataError
 from ...nn.resize import imresize
 from ...registry import create_model, get_entry
@@ -45,18 +42,8 @@ DEFAULT_LR = {"espcn": 1e-3, "edsr": 4e-4}  # Adam peak learning rates that trai
 
 
 @dataclass
-class SRDataConfig(DataConfig):
-    name: str = "folder:../shared/data/sr-train"  # folder:PATH of HR images (any sizes), e.g. T91 + BSD200
-    patch_size: int = 96  # HR patch side in pixels; a multiple of the scale (LR patches are patch_size / scale)
-    repeat: int = 20  # patches per image per "epoch" (the epoch length only matters for the data order)
-    augment: bool = True  # random flips and 90-degree rotations (the 8 symmetries of the square)
-
-    def validate(self) -> None:
-        super().validate()
-        # (the recipe checks that patch_size is a multiple of the scale)
-        check_range("data.patch_size", self.patch_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
-        # An epoch is a random permutation of num_images * repeat indices, held in memory.
-        check_range("data.repeat", self.repeat, 1, 10_000)
+class SRDataConfig(PatchDataConfig):
+    patch_size: int = 96  # HR patch side; a multiple of the scale (the recipe checks), LR patches patch_size / scale
 
 
 @dataclass
@@ -211,5 +198,5 @@ def build(recipe: SRRecipe, data: DataInfo) -> tuple[nn.Module, SRObjective]:
 
 
 __all__ = ["RECIPE", "DESCRIPTION", "build", "build_dataset", "ARCHS", "SRRecipe", "SRDataConfig",
-           "SRObjectiveConfig", "SRObjective", "check_sr_recipe", "arch_config", "make_adam", "cosine_scheduler", "pixel_loss",
+           "SRObjectiveConfig", "SRObjective", "check_sr_recipe", "arch_config", "make_adam", "pixel_loss",
            "SRSampleMixin"]
