@@ -68,6 +68,24 @@ def overwrite_option(func):
                         help="Replace existing output files (inputs are never replaced).")(func)
 
 
+def tiled_options(*, overlap: int):
+    """--tile, --overlap, --batch and --bit-depth of the commands that run an image-to-image model in
+    tiles (upscale, denoise); ``overlap`` is the default, which depends on the model's receptive field."""
+    def decorate(func):
+        for option in reversed((
+                click.option("--tile", default=256, show_default=True, type=Count(0, 1 << 20),
+                             help="Tile size in input pixels, 0 or >= 8 (0 = whole image at once)."),
+                click.option("--overlap", default=overlap, show_default=True, type=Count(0, 1 << 19),
+                             help="Pixels neighbouring tiles share (at most half of --tile)."),
+                click.option("--batch", default=4, show_default=True, type=Count(1, 256),
+                             help="Tiles per forward pass."),
+                click.option("--bit-depth", type=click.Choice(["auto", "8", "16"]), default="auto",
+                             show_default=True, help="PNG bit depth; auto = 16 for 16-bit inputs, else 8."))):
+            func = option(func)
+        return func
+    return decorate
+
+
 def fail_fast_option(func):
     return click.option("--fail-fast", is_flag=True,
                         help="Folder input: stop at the first file that fails (default: report it, go on).")(func)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import click
 
-from ...cli_params import Count, FiniteFloat, fail_fast_option, overwrite_option
+from ...cli_params import (
+    FiniteFloat,
+    fail_fast_option,
+    overwrite_option,
+    tiled_options,
+)
 from ...errors import ConfigError
 from ...runtime import select_device
 from .pipeline import (
     DEFAULT_OVERLAP,
-    DEFAULT_TILE,
     MAX_SIGMA,
     denoise_path,
     resolve_denoiser,
@@ -32,13 +36,7 @@ SIGMA = FiniteFloat(0.0, MAX_SIGMA, min_open=True)
               help="Noise standard deviation in 8-bit levels, (0, 255] (25 = 25/255 of the range). Used by "
                    "conditioned models and nlmeans (estimated from each image when not given); blind models "
                    "ignore it.")
-@click.option("--tile", default=DEFAULT_TILE, show_default=True, type=Count(0, 1 << 20),
-              help="Tile size in pixels, 0 or >= 8 (0 = whole image at once).")
-@click.option("--overlap", default=DEFAULT_OVERLAP, show_default=True, type=Count(0, 1 << 19),
-              help="Pixels neighbouring tiles share (at most half of --tile).")
-@click.option("--batch", default=4, show_default=True, type=Count(1, 256), help="Tiles per forward pass.")
-@click.option("--bit-depth", type=click.Choice(["auto", "8", "16"]), default="auto", show_default=True,
-              help="PNG bit depth; auto = 16 for 16-bit inputs, else 8.")
+@tiled_options(overlap=DEFAULT_OVERLAP)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
 @overwrite_option

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import click
 
-from ...cli_params import SCALE, Count, fail_fast_option, overwrite_option
+from ...cli_params import (
+    SCALE,
+    fail_fast_option,
+    overwrite_option,
+    tiled_options,
+)
 from ...errors import ConfigError
 from ...runtime import select_device
 from .pipeline import resolve_sr_model, upscale_path
@@ -20,13 +25,7 @@ from .pipeline import resolve_sr_model, upscale_path
                    "it may not be the input folder or inside it).")
 @click.option("--model", "model", required=True, help="SR model or run directory, or 'bicubic'.")
 @click.option("--scale", type=SCALE, help="Upscaling factor (2, 3, 4): needed for bicubic, checked against a model.")
-@click.option("--tile", default=256, show_default=True, type=Count(0, 1 << 20),
-              help="Tile size in input pixels, 0 or >= 8 (0 = whole image at once).")
-@click.option("--overlap", default=16, show_default=True, type=Count(0, 1 << 19),
-              help="Pixels neighbouring tiles share (at most half of --tile).")
-@click.option("--batch", default=4, show_default=True, type=Count(1, 256), help="Tiles per forward pass.")
-@click.option("--bit-depth", type=click.Choice(["auto", "8", "16"]), default="auto", show_default=True,
-              help="PNG bit depth; auto = 16 for 16-bit inputs, else 8.")
+@tiled_options(overlap=16)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
 @click.option("--self-ensemble", is_flag=True,
