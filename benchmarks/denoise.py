@@ -36,11 +36,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, record, render_docs
+from harness import RESULTS, ROOT, record, render_docs, train
 
 from genvision.apps.denoise.evaluate import evaluate_denoiser, model_denoiser
 from genvision.checkpoints import load_pretrained
-from genvision.workflows.train import train
 
 RUNS = RESULTS / "runs"
 CONFIG = ROOT / "configs" / "denoise-dncnn.yaml"

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, record, render_docs  # noqa: E402
+from harness import RESULTS, ROOT, record, render_docs, train  # noqa: E402
 
 from genvision import io as gio  # noqa: E402
 from genvision.checkpoints import load_pretrained, read_model_card  # noqa: E402
@@ -45,7 +45,6 @@ from genvision.metrics.reference import reference_stats  # noqa: E402
 from genvision.metrics.samples import sample_metrics  # noqa: E402
 from genvision.sampling import generate  # noqa: E402
 from genvision.workflows.extractors import resolve_extractor  # noqa: E402
-from genvision.workflows.train import train  # noqa: E402
 
 RUNS = RESULTS / "runs"
 CAPABILITY = "dit-evaluation-domain"

@@ -23,6 +23,19 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- generated results: begin (benchmarks/harness.py) -->", "<!-- generated results: end -->"
+EXIT_ON_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def train(*args, **kwargs):
+    """genvision's ``train``, but a run stopped by Ctrl-C or SIGTERM ends the benchmark too (the
+    library returns normally after its checkpoint, so a script would otherwise train its next model)."""
+    from genvision.workflows.train import train as train_run
+
+    result = train_run(*args, **kwargs)
+    if result.stopped_by == "signal":
+        print(f"interrupted ({result.signal}) at step {result.step}; checkpoint in {result.run_dir}", file=sys.stderr)
+        sys.exit(EXIT_ON_SIGNAL.get(result.signal, 130))
+    return result
 
 
 def machine() -> str:

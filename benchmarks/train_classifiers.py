@@ -26,12 +26,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, record, render_docs  # noqa: E402
+from harness import RESULTS, ROOT, record, render_docs, train  # noqa: E402
 
 from genvision.apps.classify.pipeline import evaluate_classifier  # noqa: E402
 from genvision.checkpoints import load_pretrained  # noqa: E402
 from genvision.data import load_dataset  # noqa: E402
-from genvision.workflows.train import train  # noqa: E402
 
 RUNS = RESULTS / "runs"
 BUDGET_MIN = {"resnet": 5.0, "vit": 15.0}

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, record, render_docs  # noqa: E402
+from harness import RESULTS, ROOT, record, render_docs, train  # noqa: E402
 
 from genvision import io as gio  # noqa: E402
 from genvision.apps.gan.objective import GANObjective, GANObjectiveConfig  # noqa: E402
@@ -36,7 +36,6 @@ from genvision.registry import create_model  # noqa: E402
 from genvision.sampling import generate  # noqa: E402
 from genvision.training.batches import batch_stream  # noqa: E402
 from genvision.training.objective import DataInfo, StepContext  # noqa: E402
-from genvision.workflows.train import train  # noqa: E402
 
 RUNS = RESULTS / "runs"
 BATCH = 64

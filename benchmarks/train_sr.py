@@ -25,13 +25,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, record, render_docs  # noqa: E402
+from harness import RESULTS, ROOT, record, render_docs, train  # noqa: E402
 
 from genvision.apps.sr.ensemble import SelfEnsemble  # noqa: E402
 from genvision.apps.sr.evaluate import evaluate_upscaler  # noqa: E402
 from genvision.apps.sr.pipeline import upscale_tensor  # noqa: E402
 from genvision.checkpoints import load_pretrained  # noqa: E402
-from genvision.workflows.train import train  # noqa: E402
 
 RUNS = RESULTS / "runs"
 # Published Y-PSNR (dB). Set5 from the issue (SRCNN, ESPCN, FSRCNN, VDSR papers); Set14 from the VDSR table.

@@ -68,7 +68,7 @@ def nll(model_dir: Path, data_root: str, *, k: int, limit: int, workers: int = 2
 
 
 def run_nll(args) -> None:
-    from genvision.workflows.train import train
+    from harness import train
 
     torch.set_num_threads(args.threads)
     name = "vae-mnist-30min"
@@ -130,7 +130,7 @@ def run_nll(args) -> None:
 
 def _train_other(family: str, data_root: str, minutes: float) -> str:
     torch.set_num_threads(1)
-    from genvision.workflows.train import train
+    from harness import train
 
     name = f"{family}-mnist"
     run_dir = RUNS / name
