@@ -1,6 +1,7 @@
 """Generative inpainting of MNIST digits (issue 13): does the fill recover the digit, and how varied is it?
 
     python benchmarks/inpaint_digits.py --dit runs/dit-mnist --cvae runs/cvae-mnist        # trained models
+    python benchmarks/inpaint_digits.py --dit-steps 2500 --cvae-steps 4000   # trains both first, fixed steps
     python benchmarks/inpaint_digits.py --minutes 15                  # trains both first, 15 min each
     python benchmarks/inpaint_digits.py --dit D --cvae V --limit 10 --no-record             # smoke test
 
@@ -19,7 +20,9 @@ each sample's best. Scored with --classifier (default: the shipped MNIST CNN, th
   inside the hole; ``hole_rmse``: RMS error of the fills against the original inside the hole.
 
 Models missing from the command line are trained first with the shipped recipes
-(configs/dit-mnist.yaml, configs/cvae-mnist.yaml) for --minutes each on the MNIST train split.
+(configs/dit-mnist.yaml, configs/cvae-mnist.yaml) on the MNIST train split, for a fixed number of
+steps (--dit-steps / --cvae-steps: the learning-rate schedule ends where training does, and the
+result does not depend on how busy the machine is) or, without them, for --minutes each.
 Rows land in ``benchmarks/results/inpaint-digits/``.
 """
 
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, record, render_docs
+from harness import RESULTS, ROOT, record, render_docs, train
 
 from genvision.apps.classify.pipeline import predict
 from genvision.apps.edit.generative import inpaint_dit, inpaint_vae
@@ -44,7 +47,6 @@ from genvision.apps.edit.inpaint import inpaint_classical
 from genvision.checkpoints import load_pretrained
 from genvision.data import load_dataset
 from genvision.runtime import derive_seed
-from genvision.workflows.train import train
 
 CAPABILITY = "inpaint-digits"
 RUNS = RESULTS / "runs"
@@ -52,12 +54,14 @@ SHIPPED_CLASSIFIER = ROOT / "src" / "genvision" / "assets" / "extractors" / "mni
 RECIPES = {"dit": ROOT / "configs" / "dit-mnist.yaml", "cvae": ROOT / "configs" / "cvae-mnist.yaml"}
 
 
-def train_for(family: str, minutes: float, data: str, data_root: str) -> Path:
-    name = f"inpaint-{family}-{data}-{minutes:g}min"
+def train_for(family: str, minutes: float, steps: int | None, data: str, data_root: str) -> Path:
+    budget = [f"train.steps={steps}", "train.max_minutes=null"] if steps else [
+        "train.steps=10000000", f"train.max_minutes={minutes}"]
+    name = f"inpaint-{family}-{data}-" + (f"{steps}steps" if steps else f"{minutes:g}min")
     shutil.rmtree(RUNS / name, ignore_errors=True)
     result = train(family, config_file=RECIPES[family],
                    overrides=[f"data.name={data}", f"data.root={data_root}", f"train.out_dir={RUNS}",
-                              f"train.name={name}", "train.steps=10000000", f"train.max_minutes={minutes}",
+                              f"train.name={name}", *budget,
                               "train.tensorboard=false", "train.sample_every=0"], progress=True)
     return result.run_dir
 
@@ -86,6 +90,8 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--data", default="mnist", help="mnist (the benchmark) or mnist-mini (smoke test)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget of each missing model")
+    parser.add_argument("--dit-steps", type=int, help="train the missing DiT for this many steps (not minutes)")
+    parser.add_argument("--cvae-steps", type=int, help="train the missing CVAE for this many steps (not minutes)")
     parser.add_argument("--limit", type=int, default=1000, help="test digits")
     parser.add_argument("--samples", type=int, default=4, help="fills per digit (k)")
     parser.add_argument("--seed", type=int, default=0)
@@ -100,7 +106,8 @@ def main() -> None:
     models = {}
     for family in ("dit", "cvae"):
         given = getattr(args, family)
-        model_dir = Path(given) if given else train_for(family, args.minutes, args.data, args.data_root)
+        steps = getattr(args, f"{family}_steps")
+        model_dir = Path(given) if given else train_for(family, args.minutes, steps, args.data, args.data_root)
         models[family] = (model_dir, load_pretrained(model_dir, kind="diffusion" if family == "dit" else "vae"))
     classifier = load_pretrained(args.classifier, kind="classifier")
     test = load_dataset(args.data, split="test", root=args.data_root, download=False, limit=args.limit)
