@@ -19,13 +19,15 @@ from genvision.models.protocols import (
     Denoiser,
     Generator,
     ImageToImage,
+    Inpainter,
     LatentCodec,
 )
 from genvision.registry import create_model, list_models
 
 ENTRIES = list_models()
 PROTOCOLS = {"gan": (Generator,), "diffusion": (Generator,), "vae": (Generator, LatentCodec),
-             "classifier": (Classifier,), "sr": (ImageToImage,), "denoise": (Denoiser,)}
+             "classifier": (Classifier,), "sr": (ImageToImage,), "denoise": (Denoiser,),
+             "inpaint": (Inpainter,)}
 
 
 def _build(entry, seed: int = 0):

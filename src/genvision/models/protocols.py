@@ -92,4 +92,14 @@ class Classifier(Protocol):
     def forward_features(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
-__all__ = ["Classifier", "Denoiser", "Generator", "ImageToImage", "LatentCodec"]
+@runtime_checkable
+class Inpainter(Protocol):
+    """Fills holes: images in [0, 1] (B, C, H, W) and a mask (B, 1, H, W), 1 = fill -> the filled
+    image (B, C, H, W), every known pixel copied from the input."""
+
+    config: Any
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
+
+
+__all__ = ["Classifier", "Denoiser", "Generator", "ImageToImage", "Inpainter", "LatentCodec"]

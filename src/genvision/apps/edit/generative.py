@@ -59,6 +59,7 @@ __all__ = [
     "MAX_SAMPLES",
     "check_dit_options",
     "check_vae_options",
+    "fill_array",
     "fill_dit",
     "fill_vae",
     "fit_latents",
@@ -259,7 +260,14 @@ def inpaint_vae(model: nn.Module, image: torch.Tensor, mask: torch.Tensor, *, sa
 # ----------------------------------------------------------------------------- the inpaint methods
 
 
-_KINDS = {"dit": ("diffusion", "a DiT", _check_dit), "vae": ("vae", "a VAE or CVAE", _check_vae)}
+def _check_net(model: nn.Module) -> nn.Module:
+    if getattr(model, "model_kind", None) != "inpaint":
+        raise ConfigError(f"{_holds(model)}; the net method needs an inpainting network (genvision train inpaint)")
+    return model
+
+
+_KINDS = {"dit": ("diffusion", "a DiT", _check_dit), "vae": ("vae", "a VAE or CVAE", _check_vae),
+          "net": ("inpaint", "an inpainting network (genvision train inpaint)", _check_net)}
 
 
 def load_inpainting_model(model, method: str) -> nn.Module:
@@ -308,10 +316,11 @@ def _unit_scale(dtype: np.dtype) -> float:
     return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
 
 
-def _fill_array(image: np.ndarray, hole: np.ndarray, channels: int, size: int,
-                fill: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> np.ndarray:
+def fill_array(image: np.ndarray, hole: np.ndarray, channels: int, size: int | None,
+               fill: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> np.ndarray:
     """Run a tensor fill ((1, channels, size, size) in [-1, 1], bool (size, size) -> (N, channels,
-    size, size)) on an image array of any size and layout; -> (N, *image.shape), image's dtype."""
+    size, size)) on an image array of any size and layout; -> (N, *image.shape), image's dtype.
+    ``size`` None: the fill runs at the image's own size."""
     scale = _unit_scale(image.dtype)
     pixels = image[..., None] if image.ndim == 2 else image  # (H, W, C)
     height, width, have = pixels.shape
@@ -323,11 +332,12 @@ def _fill_array(image: np.ndarray, hole: np.ndarray, channels: int, size: int,
         colour = colour.expand(1, 3, height, width)
     x = colour.clamp(0, 1) * 2.0 - 1.0  # (1, channels, H, W)
     hole_t = torch.from_numpy(hole)[None, None].float()  # (1, 1, H, W)
-    if (height, width) != (size, size):
+    resized = size is not None and (height, width) != (size, size)
+    if resized:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         hole_t = F.interpolate(hole_t, size=(size, size), mode="area")  # any hole under a model pixel
     out = fill(x.clamp(-1, 1), hole_t[0, 0] > 0)  # (N, channels, size, size)
-    if (height, width) != (size, size):
+    if resized:
         out = F.interpolate(out, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     out = (out.clamp(-1, 1) + 1.0) * 0.5  # (N, channels, H, W) in [0, 1]
     if colour_channels == 1 and channels == 3:
@@ -353,7 +363,7 @@ def fill_dit(image: np.ndarray, mask: np.ndarray, *, samples: int = 1, model=Non
              resample: int = 1) -> np.ndarray:
     """The ``dit`` inpainting method on an image array: (samples, *image.shape), image's dtype."""
     network = load_inpainting_model(model, "dit")
-    return _fill_array(image, mask, network.config.channels, network.config.image_size,
+    return fill_array(image, mask, network.config.channels, network.config.image_size,
                        lambda x, hole: inpaint_dit(network, x, hole, samples=samples, seed=seed, steps=steps,
                                                    sampler=sampler, cfg=cfg, label=label, resample=resample,
                                                    progress=False))
@@ -365,6 +375,6 @@ def fill_vae(image: np.ndarray, mask: np.ndarray, *, samples: int = 1, model=Non
     """The ``vae`` inpainting method on an image array: (samples, *image.shape), image's dtype."""
     network = load_inpainting_model(model, "vae")
     steps = DEFAULT_VAE_STEPS if steps is None else steps
-    return _fill_array(image, mask, network.config.channels, network.config.image_size,
+    return fill_array(image, mask, network.config.channels, network.config.image_size,
                        lambda x, hole: inpaint_vae(network, x, hole, samples=samples, seed=seed, steps=steps, lr=lr,
                                                    prior_weight=prior_weight, label=label, progress=False))

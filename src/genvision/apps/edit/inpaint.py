@@ -8,6 +8,8 @@ Methods are looked up by name in :data:`METHODS`; the classical ones are OpenCV'
   continued into the hole by a fluid-dynamics transport.
 
 Both are good for thin holes (scratches, wires, text, small objects) and blur large ones.
+``net`` (:mod:`.learned`) fills with an inpainting network trained on photos (``genvision train
+inpaint``: a LaMa-style network with Fourier convolutions), in one pass at the image's own size.
 The generative ones (:mod:`.generative`) fill with a model genvision trained and draw several
 seeded samples per hole (``--samples``):
 
@@ -16,8 +18,8 @@ seeded samples per hole (``--samples``):
 * ``vae``: a VAE or CVAE searches latents whose decoding fits the known pixels, from seeded starts.
 
 The image is converted to the model's channels and resized to its size (bilinear, antialiased),
-filled, and the fill resized back; only the hole is taken from it. Further methods (an inpainting
-network) join :data:`METHODS` as :class:`InpaintMethod` entries. Whatever the method,
+filled, and the fill resized back; only the hole is taken from it. Further methods join
+:data:`METHODS` as :class:`InpaintMethod` entries. Whatever the method,
 :func:`inpaint_array` copies every known pixel back from the input afterwards, so only the hole
 ever changes (on disk too, for PNG and TIFF; JPEG and WebP are lossy). Files are read and
 written by :mod:`.imagefile`: 8 or 16 bits, alpha, ICC profile, EXIF and dpi kept.
@@ -57,6 +59,7 @@ from .generative import (
     fill_vae,
 )
 from .imagefile import output_format, read_editable, write_edited
+from .learned import check_net_options, fill_net
 
 __all__ = [
     "METHODS",
@@ -162,6 +165,9 @@ METHODS: dict[str, InpaintMethod] = {
     "ns": InpaintMethod("ns", partial(inpaint_classical, method="ns"),
                         "Navier-Stokes (Bertalmio 2001): continues edges and isophotes into the hole",
                         frozenset({"radius"})),
+    "net": InpaintMethod("net", fill_net,
+                         "a trained inpainting network (--model; genvision train inpaint) fills the hole in one pass",
+                         frozenset({"model"}), check=check_net_options),
     "dit": InpaintMethod("dit", fill_dit,
                          "a trained DiT (--model) samples the hole by flow matching, known pixels re-imposed "
                          "along the path (RePaint)",
@@ -412,7 +418,7 @@ class _AreaType(click.ParamType):
 @click.option("--radius", type=Count(1, 100), default=3, show_default=True,
               help="Pixels around each hole pixel the classical methods look at.")
 @click.option("--model", "model_dir", type=click.Path(),
-              help="dit / vae: the model or run directory (a DiT; a VAE or CVAE).")
+              help="net / dit / vae: the model or run directory (an inpainting network; a DiT; a VAE or CVAE).")
 @click.option("--samples", type=Count(1, MAX_SAMPLES), default=1, show_default=True,
               help="dit / vae: fills to draw; N > 1 writes them beside -o as STEM_0 ... STEM_{N-1} (-o filled.png: "
                    "filled_0.png ...), for one image (not a folder).")
