@@ -32,6 +32,8 @@ CORE_COMMANDS = (
                     "Measure a model offline: FID/KID, accuracy, likelihood or PSNR/SSIM."),
     apps.CommandRef("models", "genvision.core_commands:models", "List the registered model architectures."),
     apps.CommandRef("datasets", "genvision.core_commands:datasets", "List the named datasets."),
+    apps.CommandRef("weights", "genvision.pretrained.commands:weights",
+                    "List, fetch and verify pretrained backbones (VGG-16/19, EfficientNet-Lite0, FID Inception)."),
     apps.CommandRef("demo", "genvision.core_commands:demo",
                     "Train a small DCGAN on the embedded mnist-mini and write an HTML report."),
 )
