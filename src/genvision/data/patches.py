@@ -31,7 +31,11 @@ from ..config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, DataConfig, check_range
 from ..errors import DataError, ImageLoadError
 from .transforms import dihedral
 
-__all__ = ["AlignedPatchDataset", "PatchDataConfig", "RandomPatchDataset", "list_image_files"]
+# where a patch family's channels are set (the model section must not say otherwise)
+CHANNELS_WHERE = "the data's {} channels; set data.channels= (1 grey, 3 RGB) only"
+
+__all__ = ["CHANNELS_WHERE", "AlignedPatchDataset", "PatchDataConfig", "RandomPatchDataset", "folder_patches",
+           "list_image_files"]
 
 
 @dataclass
@@ -155,3 +159,12 @@ class RandomPatchDataset(AlignedPatchDataset):
     def __repr__(self) -> str:
         return (f"RandomPatchDataset({self.name!r}, images={self.num_images}, patch={self.patch_size}, "
                 f"channels={self.channels}, repeat={self.repeat})")
+
+
+def folder_patches(data: PatchDataConfig, family: str, default_channels: int, needs: str) -> RandomPatchDataset:
+    """The random patches of a restoration family's ``data`` section (``name: folder:PATH``);
+    ``needs`` says what the folder holds, for the error when ``name`` is not a folder."""
+    if not data.name.startswith("folder:"):
+        raise DataError(f"{family} training needs a folder of {needs}: --data folder:PATH (got {data.name!r})")
+    return RandomPatchDataset(data.name[len("folder:"):], patch_size=data.patch_size, repeat=data.repeat,
+                              augment=data.augment, limit=data.limit, channels=data.channels or default_channels)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import nn
 
+from ..config import build_dataclass
 from ..errors import ConfigError
+from ..registry import get_entry
 
 
 @dataclass
@@ -36,6 +38,25 @@ def fit_config_to_data(cfg, data: DataInfo, conditional: bool):
                                  num_classes=data.num_classes if conditional else 0)
     fitted.validate()
     return fitted
+
+
+def arch_section(arch: str, values, family: str, pinned: dict[str, tuple[object, str]]):
+    """A recipe's ``model`` section (a mapping or a dataclass) as ``arch``'s config dataclass.
+
+    ``pinned`` holds the fields the recipe decides elsewhere, ``{field: (value, where)}`` (the data's
+    channels, the recipe's scale): they are filled in, and a model section that says otherwise is
+    refused with a message naming ``where`` the value is set."""
+    cls = get_entry(arch).config_cls
+    if dataclasses.is_dataclass(values):
+        values = dataclasses.asdict(values)
+    elif not isinstance(values, dict):
+        raise ConfigError(f"the {family} model section must be a mapping of {cls.__name__} fields")
+    values = dict(values)
+    for name, (value, where) in pinned.items():
+        if values.get(name, value) != value:
+            raise ConfigError(f"model.{name}={values[name]} contradicts {where}")
+        values[name] = value
+    return build_dataclass(cls, values, "model")
 
 
 def check_class_count(model: nn.Module, data: DataInfo) -> None:

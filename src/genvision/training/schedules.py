@@ -43,4 +43,13 @@ def warmup_schedule(optimizer: torch.optim.Optimizer, *, total_steps: int, warmu
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-__all__ = ["SCHEDULES", "lr_factor", "warmup_schedule"]
+def config_schedules(optimizers: dict[str, torch.optim.Optimizer], config, total_steps: int, *,
+                     warmup: str = "warmup_steps") -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
+    """One :func:`warmup_schedule` per optimizer, set by an objective config's ``schedule``,
+    ``min_lr_ratio`` and warm-up steps (the field ``warmup`` names)."""
+    return {name: warmup_schedule(optimizer, total_steps=total_steps, warmup_steps=getattr(config, warmup),
+                                  schedule=config.schedule, min_lr_ratio=config.min_lr_ratio)
+            for name, optimizer in optimizers.items()}
+
+
+__all__ = ["SCHEDULES", "config_schedules", "lr_factor", "warmup_schedule"]

@@ -38,7 +38,7 @@ from ...errors import ConfigError
 from ...registry import create_model, get_entry
 from ...training.objective import DataInfo, Objective, StepContext
 from ...training.optim import decay_groups, fast_optimizer
-from ...training.schedules import SCHEDULES, warmup_schedule
+from ...training.schedules import SCHEDULES, config_schedules
 
 OPTIMIZERS = ("adamw", "sgd")
 # Classifier architectures `arch` may name; each is a registered model of kind "classifier"
@@ -231,10 +231,7 @@ class ClassifyObjective(Objective):
         return {"model": make_optimizer(self.model, self.config)}
 
     def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        cfg = self.config
-        return {"model": warmup_schedule(self.optimizers()["model"], total_steps=self.total_steps,
-                                         warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
-                                         min_lr_ratio=cfg.min_lr_ratio)}
+        return config_schedules(self.optimizers(), self.config, self.total_steps)
 
     def _policy(self):
         if self._policy_transform is None:

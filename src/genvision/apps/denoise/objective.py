@@ -25,16 +25,15 @@ from torch import nn
 
 from ...config import (
     TrainConfig,
-    build_dataclass,
     check_optimizer,
     check_range,
 )
-from ...data.patches import PatchDataConfig, RandomPatchDataset
-from ...errors import ConfigError, DataError
-from ...registry import create_model, get_entry
-from ...training.objective import DataInfo, Objective, StepContext
+from ...data.patches import CHANNELS_WHERE, PatchDataConfig, RandomPatchDataset, folder_patches
+from ...errors import ConfigError
+from ...registry import create_model
+from ...training.objective import DataInfo, Objective, StepContext, arch_section
 from ...training.optim import fast_optimizer, trainable
-from ...training.schedules import warmup_schedule
+from ...training.schedules import config_schedules
 
 ARCHS = ("dncnn",)
 MAX_SIGMA = 255.0  # 8-bit levels
@@ -91,29 +90,14 @@ class DenoiseRecipe:
 
     def model_config(self, channels: int):
         """The ``model`` section as the arch's config dataclass, with the data's channels."""
-        cls = get_entry(self.arch).config_cls
-        values = self.model
-        if dataclasses.is_dataclass(values):
-            values = dataclasses.asdict(values)
-        elif not isinstance(values, dict):
-            raise ConfigError(f"the denoise model section must be a mapping of {cls.__name__} fields")
-        values = dict(values)
-        if values.get("channels", channels) != channels:
-            raise ConfigError(f"model.channels={values['channels']} contradicts the data's {channels} channels; "
-                              f"set data.channels= (1 grey, 3 RGB) only")
-        values["channels"] = channels
-        return build_dataclass(cls, values, "model")
+        pinned = {"channels": (channels, CHANNELS_WHERE.format(channels))}
+        return arch_section(self.arch, self.model, "denoise", pinned)
 
 
 def build_dataset(recipe: DenoiseRecipe) -> RandomPatchDataset:
     """The family's training data: clean patches (``training.run`` uses it instead of the named datasets)."""
     recipe.validate()
-    if not recipe.data.name.startswith("folder:"):
-        raise DataError(f"denoise training needs a folder of clean images: --data folder:PATH "
-                        f"(got {recipe.data.name!r})")
-    return RandomPatchDataset(recipe.data.name[len("folder:"):], patch_size=recipe.data.patch_size,
-                              repeat=recipe.data.repeat, augment=recipe.data.augment, limit=recipe.data.limit,
-                              channels=recipe.data.channels or 1)
+    return folder_patches(recipe.data, "denoise", 1, "clean images")
 
 
 def add_noise(clean: torch.Tensor, low: float, high: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -142,10 +126,7 @@ class DenoiseObjective(Objective):
                                         betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)}
 
     def lr_schedulers(self):
-        cfg = self.config
-        return {"model": warmup_schedule(self.optimizers()["model"], total_steps=self.total_steps,
-                                         warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
-                                         min_lr_ratio=cfg.min_lr_ratio)}
+        return config_schedules(self.optimizers(), self.config, self.total_steps)
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         clean, _ = batch  # (B, C, p, p) in [0, 1]; labels are -1

@@ -23,5 +23,6 @@ APP = App(
     commands=(CommandRef("edit", "genvision.apps.edit.commands:edit",
                          "Edit images: crop, rotate, flip, resize, tone and colour, chained into one resampling."),
               CommandRef("inpaint", "genvision.apps.edit.inpaint:inpaint",
-                         "Fill holes in an image: classical (Telea, Navier-Stokes), a trained network, or generative (DiT, VAE).")),
+                         "Fill holes in an image: classical (Telea, Navier-Stokes), a trained network, or "
+                         "generative (DiT, VAE).")),
 )

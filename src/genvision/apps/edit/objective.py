@@ -37,17 +37,21 @@ from torch import nn
 from ...config import (
     MAX_LOSS_WEIGHT,
     TrainConfig,
-    build_dataclass,
     check_optimizer,
     check_range,
 )
-from ...data.patches import PatchDataConfig, RandomPatchDataset
-from ...errors import ConfigError, DataError
+from ...data.patches import (
+    CHANNELS_WHERE,
+    PatchDataConfig,
+    RandomPatchDataset,
+    folder_patches,
+)
+from ...errors import ConfigError
 from ...ops.masks import random_mask
-from ...registry import create_model, get_entry
-from ...training.objective import DataInfo, Objective, StepContext
+from ...registry import create_model
+from ...training.objective import DataInfo, Objective, StepContext, arch_section
 from ...training.optim import fast_optimizer, trainable
-from ...training.schedules import warmup_schedule
+from ...training.schedules import config_schedules
 
 ARCHS = ("lama",)
 MAX_MASK_ZOOM = 8.0
@@ -114,26 +118,14 @@ class InpaintRecipe:
         self.objective.validate()
 
     def model_config(self, channels: int):
-        cls = get_entry(self.arch).config_cls
-        values = dataclasses.asdict(self.model) if dataclasses.is_dataclass(self.model) else self.model
-        if not isinstance(values, dict):
-            raise ConfigError(f"the inpaint model section must be a mapping of {cls.__name__} fields")
-        values = dict(values)
-        if values.get("channels", channels) != channels:
-            raise ConfigError(f"model.channels={values['channels']} contradicts the data's {channels} channels; "
-                              f"set data.channels= (1 grey, 3 RGB) only")
-        values["channels"] = channels
-        return build_dataclass(cls, values, "model")
+        pinned = {"channels": (channels, CHANNELS_WHERE.format(channels))}
+        return arch_section(self.arch, self.model, "inpaint", pinned)
 
 
 def build_dataset(recipe: InpaintRecipe) -> RandomPatchDataset:
     """Clean photo patches; the objective cuts the holes."""
     recipe.validate()
-    if not recipe.data.name.startswith("folder:"):
-        raise DataError(f"inpaint training needs a folder of photos: --data folder:PATH (got {recipe.data.name!r})")
-    return RandomPatchDataset(recipe.data.name[len("folder:"):], patch_size=recipe.data.patch_size,
-                              repeat=recipe.data.repeat, augment=recipe.data.augment, limit=recipe.data.limit,
-                              channels=recipe.data.channels or 3)
+    return folder_patches(recipe.data, "inpaint", 3, "photos")
 
 
 def training_masks(batch: int, size: int, hole: tuple[float, float], zoom: float) -> torch.Tensor:
@@ -182,10 +174,7 @@ class InpaintObjective(Objective):
         return optimizers
 
     def lr_schedulers(self):
-        cfg = self.config
-        return {name: warmup_schedule(opt, total_steps=self.total_steps, warmup_steps=cfg.warmup_steps,
-                                      schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio)
-                for name, opt in self.optimizers().items()}
+        return config_schedules(self.optimizers(), self.config, self.total_steps)
 
     def ema_target(self) -> nn.Module:
         return self.model.generator

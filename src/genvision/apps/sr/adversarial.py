@@ -38,7 +38,7 @@ from ...models.sr import SRGAN, SRGANConfig, check_discriminator
 from ...nn.features import MultiLayerFeatures, vgg_features
 from ...registry import create_model
 from ...training.objective import DataInfo, Objective, StepContext
-from ...training.schedules import warmup_schedule
+from ...training.schedules import config_schedules
 from .objective import ARCHS, SRDataConfig, SRSampleMixin, arch_config, check_sr_recipe, make_adam
 from .objective import build_dataset as sr_dataset
 
@@ -151,10 +151,7 @@ class SRGANObjective(SRSampleMixin, Objective):
                 "discriminator": make_adam(self.model.discriminator.parameters(), cfg.lr_d, cfg.betas)}
 
     def lr_schedulers(self):
-        cfg = self.config
-        return {name: warmup_schedule(opt, total_steps=self.total_steps, warmup_steps=cfg.warmup_steps,
-                                      schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio)
-                for name, opt in self.optimizers().items()}
+        return config_schedules(self.optimizers(), self.config, self.total_steps)
 
     def ema_target(self) -> nn.Module:
         return self.model.generator

@@ -25,16 +25,15 @@ from torch import nn
 
 from ...config import (
     TrainConfig,
-    build_dataclass,
     check_optimizer,
 )
 from ...data.patches import PatchDataConfig
 from ...errors import ConfigError, DataError
 from ...nn.resize import imresize
-from ...registry import create_model, get_entry
-from ...training.objective import DataInfo, Objective, StepContext
+from ...registry import create_model
+from ...training.objective import DataInfo, Objective, StepContext, arch_section
 from ...training.optim import fast_optimizer, trainable
-from ...training.schedules import warmup_schedule
+from ...training.schedules import config_schedules
 from .data import SRPatchDataset
 
 ARCHS = ("espcn", "edsr")
@@ -97,18 +96,8 @@ class SRRecipe:
 
 
 def arch_config(arch: str, values: Any, scale: int):
-    cls = get_entry(arch).config_cls
-    if isinstance(values, cls):
-        values = dataclasses.asdict(values)
-    elif dataclasses.is_dataclass(values):
-        values = dataclasses.asdict(values)
-    elif not isinstance(values, dict):
-        raise ConfigError(f"the sr model section must be a mapping of {cls.__name__} fields")
-    values = dict(values)
-    if values.get("scale", scale) != scale:
-        raise ConfigError(f"model.scale={values['scale']} contradicts scale={scale}; set only scale=")
-    values["scale"] = scale
-    return build_dataclass(cls, values, "model")
+    """The ``model`` section as ``arch``'s config dataclass, with the recipe's scale."""
+    return arch_section(arch, values, "sr", {"scale": (scale, f"scale={scale}; set only scale=")})
 
 
 def build_dataset(recipe):
@@ -165,10 +154,7 @@ class SRObjective(SRSampleMixin, Objective):
         return {"model": make_adam(self.model.parameters(), self.lr, cfg.betas, cfg.weight_decay)}
 
     def lr_schedulers(self):
-        cfg = self.config
-        return {"model": warmup_schedule(self.optimizers()["model"], total_steps=self.total_steps,
-                                         warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
-                                         min_lr_ratio=cfg.min_lr_ratio)}
+        return config_schedules(self.optimizers(), self.config, self.total_steps)
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         lr, hr = batch  # (B, C, p, p), (B, C, s*p, s*p) in [0, 1]

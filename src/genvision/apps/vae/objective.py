@@ -26,7 +26,7 @@ from ...registry import create_model
 from ...runtime import model_device
 from ...training.objective import DataInfo, Objective, StepContext, check_class_count, eval_mode, fit_config_to_data
 from ...training.optim import fast_optimizer
-from ...training.schedules import SCHEDULES, warmup_schedule
+from ...training.schedules import SCHEDULES, config_schedules
 
 BINARIZE = ("auto", "dynamic", "none")
 OPTIMIZERS = ("adam", "adamax")
@@ -131,10 +131,7 @@ class VAEObjective(Objective):
         return {"model": make_optimizer(self.model.parameters(), self.config)}
 
     def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        cfg = self.config
-        return {"model": warmup_schedule(self.optimizers()["model"], total_steps=self.total_steps,
-                                         warmup_steps=cfg.lr_warmup_steps, schedule=cfg.schedule,
-                                         min_lr_ratio=cfg.min_lr_ratio)}
+        return config_schedules(self.optimizers(), self.config, self.total_steps, warmup="lr_warmup_steps")
 
     def _labels(self, labels: torch.Tensor) -> torch.Tensor | None:
         self.check_labels(labels)

@@ -22,7 +22,7 @@ from ...registry import create_model
 from ...runtime import model_device
 from ...training.objective import DataInfo, Objective, StepContext, eval_mode
 from ...training.optim import fast_optimizer
-from ...training.schedules import warmup_schedule
+from ...training.schedules import config_schedules
 from .objective import BINARIZE, binarize_batch, uses_binarization
 
 
@@ -75,10 +75,7 @@ class VQVAEObjective(Objective):
                                         betas=tuple(self.config.betas))}
 
     def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        cfg = self.config
-        return {"model": warmup_schedule(self.optimizers()["model"], total_steps=self.total_steps,
-                                         warmup_steps=cfg.lr_warmup_steps, schedule=cfg.schedule,
-                                         min_lr_ratio=cfg.min_lr_ratio)}
+        return config_schedules(self.optimizers(), self.config, self.total_steps, warmup="lr_warmup_steps")
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         return binarize_batch(images) if self.binarize else images
