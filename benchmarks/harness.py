@@ -53,6 +53,22 @@ def machine() -> str:
     return desc
 
 
+def run_summary(run_dir: str | Path) -> tuple[int | None, float]:
+    """(last logged step, training seconds) of a run, summed over its resumed segments (each
+    process logs its own elapsed time from zero)."""
+    log = Path(run_dir) / "metrics.jsonl"
+    if not log.is_file():
+        return None, 0.0
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "elapsed_s" in r]
+    total, last = 0.0, 0.0
+    for row in rows:
+        if row["elapsed_s"] < last:  # a new segment (resumed) started
+            total += last
+        last = row["elapsed_s"]
+    return (rows[-1]["step"] if rows else None), total + last
+
+
 def command_line() -> str:
     return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
 

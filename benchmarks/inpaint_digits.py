@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, record, render_docs, train
+from harness import RESULTS, ROOT, record, render_docs, run_summary, train
 
 from genvision.apps.classify.pipeline import predict
 from genvision.apps.edit.generative import inpaint_dit, inpaint_vae
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--vae-steps", type=int, default=200, help="CVAE latent optimisation steps")
     parser.add_argument("--with-label", action="store_true", help="give both models the digit's class")
     parser.add_argument("--no-record", action="store_true", help="smoke test: print, record nothing")
+    parser.add_argument("--note", default="", help="added to the rows' notes (e.g. that other jobs shared the cores)")
     args = parser.parse_args()
 
     models = {}
@@ -149,13 +150,15 @@ def main() -> None:
         settings = (f"steps={args.steps} sampler={args.sampler} resample={args.resample}" if family == "dit"
                     else f"steps={args.vae_steps} lr=0.05 prior_weight=0.01")
         label_mode = "with label" if args.with_label else "no label"
+        trained_steps, trained_s = run_summary(model_dir)
         print(family, settings, label_mode, {key: round(v, 4) for key, v in quality.items()}, f"{wall:.0f} s")
         if not args.no_record:
             record(CAPABILITY, f"{family} bottom half k={k} {label_mode} {settings}", recipe=str(model_dir),
                    wall_s=wall, throughput={"digits/s": n / wall, "fills/s": n * k / wall},
                    quality=quality,
                    notes=f"{n} MNIST test digits, rows {size // 2}-{size - 1} masked, {k} seeded fills each; "
-                         f"classifier {args.classifier}")
+                         f"model trained {trained_steps} steps ({trained_s / 60:.0f} min); classifier "
+                         f"{Path(args.classifier).name}" + (f"; {args.note}" if args.note else ""))
     if not args.no_record:
         print(render_docs())
 

@@ -28,7 +28,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edit_ops import hole_scores
-from harness import RESULTS, ROOT, record, render_docs, train
+from harness import RESULTS, ROOT, record, render_docs, run_summary, train
 
 from genvision import io as gio
 from genvision.apps.edit.inpaint import inpaint_array
@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="score only the first N test images")
     parser.add_argument("--name", help="run name (default inpaint-lama-<steps>steps)")
     parser.add_argument("--no-record", action="store_true", help="smoke test: print, record nothing")
+    parser.add_argument("--note", default="", help="added to the row's notes (e.g. that other jobs shared the cores)")
     parser.add_argument("overrides", nargs="*", help="recipe key=value overrides for training")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -107,6 +108,8 @@ def main() -> None:
     train_s, steps, rate = 0.0, None, None
     if args.model:
         model_dir = Path(args.model)
+        steps, train_s = run_summary(model_dir)
+        rate = steps / train_s if steps and train_s else None
     else:
         steps_override = [f"train.steps={args.steps}"] if args.steps else []
         name = args.name or f"inpaint-lama-{args.steps or 'config'}steps"
@@ -128,13 +131,14 @@ def main() -> None:
         return
     write_crops(crops, CROPS)
     quality["net - telea 10-20% dB"] = gain
-    recipe = f"{CONFIG.relative_to(ROOT)} steps={steps} {' '.join(args.overrides)}".strip() if steps else str(model_dir)
+    recipe = f"{CONFIG.relative_to(ROOT)} steps={steps} {' '.join(args.overrides)}".strip()
     record("inpainting", f"learned (lama) vs classical, Set5+Set14, {len(files)} images", recipe=recipe,
            wall_s=train_s + eval_s,
            throughput={"train steps/s": rate or 0.0, **{f"{m} s/image": s for m, s in per_image.items()}},
            quality=quality,
            notes=f"run {Path(model_dir).name}; trained {train_s / 60:.1f} min on sr-train; masks random_mask(seed=1000+i); "
-                 f"PSNR over hole pixels, SSIM over the hole's bounding box, BT.601 luma")
+                 f"PSNR over hole pixels, SSIM over the hole's bounding box, BT.601 luma" + (
+                     f"; {args.note}" if args.note else ""))
     print(render_docs())
 
 
