@@ -28,6 +28,7 @@ APPS: list[str] = [
     "genvision.apps.sr",
     "genvision.apps.denoise",
     "genvision.apps.edit",
+    "genvision.apps.style",
 ]
 
 
