@@ -1,4 +1,6 @@
-"""``genvision stylize CONTENT --style STYLE [--style STYLE2 --style-weights 0.7,0.3] -o OUT``.
+"""``genvision stylize CONTENT --style STYLE [--style STYLE2 --style-weights 0.7,0.3] -o OUT`` (optimisation),
+``genvision stylize CONTENT --model STYLE_RUN -o OUT`` (a fast Johnson net) and ``genvision stylize CONTENT
+--model ADAIN_RUN --style STYLE [--alpha 0.8] -o OUT`` (AdaIN): the method is implied by --model.
 
 Everything that can be wrong (weights, sizes, files, the mask's size, an output that exists or is an
 input) is refused with one line before the network is loaded, and nothing is written until the
@@ -17,7 +19,10 @@ from ... import io as gio
 from ...cli_params import SEED, Count, FiniteFloat, overwrite_option
 from ...errors import display_path
 from ...outputs import OutputGuard
+from ...runtime import select_device
 from ...tiling import check_output_suffix
+from .fast import load_style_model, model_method
+from .fast import run as run_model
 from .pipeline import as_image, as_mask, transfer
 from .settings import (
     BACKBONES,
@@ -30,7 +35,10 @@ from .settings import (
     settings_from,
 )
 
-METHODS = ("optimize",)  # the fast (Johnson) and AdaIN methods join here
+METHODS = ("optimize", "fast", "adain")
+# options that only steer the optimisation: given with a trained --model they would silently do nothing
+OPTIMIZE_ONLY = ("backbone", "steps", "scales", "optimizer", "lr", "content_weight", "style_weight", "tv_weight",
+                 "init", "seed")
 
 
 def output_path(content: str, output: str) -> Path:
@@ -44,19 +52,26 @@ def output_path(content: str, output: str) -> Path:
 
 @click.command()
 @click.argument("content", type=click.Path())
-@click.option("--style", "styles", multiple=True, required=True, type=click.Path(),
-              help="A style image (a painting); repeat for several, mixed by --style-weights.")
+@click.option("--style", "styles", multiple=True, type=click.Path(),
+              help="A style image (a painting); repeat for several, mixed by --style-weights (optimize, adain).")
 @click.option("--style-weights", help="One weight per --style, e.g. 0.7,0.3 (normalised to sum 1) [default: equal].")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output image (.png, .jpg, .webp), or a folder (CONTENT's name as .png); never an input.")
-@click.option("--method", type=click.Choice(METHODS), default="optimize", show_default=True,
-              help="optimize: Gatys et al.'s optimisation of the pixels (slow, any style, no training).")
+@click.option("--method", type=click.Choice(METHODS),
+              help="optimize: Gatys et al.'s optimisation of the pixels (slow, any style, no training); fast: a "
+                   "Johnson net of genvision train style; adain: a genvision train adain model [default: implied "
+                   "by --model, else optimize].")
+@click.option("--model", "model_dir", type=click.Path(),
+              help="A trained style run or model directory (fast: genvision train style; adain: genvision train adain).")
+@click.option("--alpha", type=FiniteFloat(min=0, max=1),
+              help="adain: content-style trade-off, 0 = the content, 1 = fully stylised [default: 1].")
 @click.option("--backbone", type=click.Choice(BACKBONES), default="vgg19", show_default=True,
               help="The VGG whose features define style and content.")
 @click.option("--backbone-weights", type=click.Path(dir_okay=False),
-              help="A VGG weights file to use instead of genvision's cache (see genvision weights).")
-@click.option("--size", type=Count(0, MAX_SIDE), default=512, show_default=True,
-              help="Longest side of the result in pixels; larger content is shrunk (0 = the content's size).")
+              help="A VGG weights file to use instead of genvision's cache (see genvision weights); adain: its encoder's.")
+@click.option("--size", type=Count(0, MAX_SIDE),
+              help="Longest side of the result in pixels; larger content is shrunk (0 = the content's size) "
+                   "[default: 512 for optimize, the content's size for fast and adain].")
 @click.option("--steps", default="200", show_default=True,
               help="Optimiser steps per scale, or one count per scale coarse to fine (e.g. 300,200,100).")
 @click.option("--scales", type=Count(1, MAX_SCALES), default=3, show_default=True,
@@ -82,16 +97,31 @@ def output_path(content: str, output: str) -> Path:
               help="Mask edge ramp in result pixels, inside the white region [default: longest side / 64].")
 @click.option("--device", default="auto", show_default=True)
 @overwrite_option
-def stylize(content, styles, style_weights, output, method, backbone, backbone_weights, size, steps, scales,
-            optimizer, lr, content_weight, style_weight, tv_weight, style_scale, init, seed, preserve_color, mask,
-            feather, device, overwrite):
+@click.pass_context
+def stylize(ctx, content, styles, style_weights, output, method, model_dir, alpha, backbone, backbone_weights, size,
+            steps, scales, optimizer, lr, content_weight, style_weight, tv_weight, style_scale, init, seed,
+            preserve_color, mask, feather, device, overwrite):
     """Restyle CONTENT after one or more --style paintings.
 
     --method optimize (Gatys, Ecker & Bethge 2016) optimises the pixels so their VGG features keep the
     content's (relu4_2) and their Gram matrices match the styles' (relu1_1 ... relu5_1), coarse to fine.
     It runs in minutes on a CPU at 512 px; the progress bar shows the losses. The result's JSON sidecar
     records every setting.
+
+    --model RUN runs a trained network instead, in a second or less: a fast (Johnson et al.) net applies
+    the one style it was trained for; an AdaIN model takes any --style (several mixed by --style-weights)
+    and --alpha. --preserve-color and --mask apply to their results too.
     """
+    method = _method(method, model_dir)
+    if method != "optimize":
+        _model_method(ctx, content, styles, style_weights, output, method, model_dir, alpha, backbone_weights, size,
+                      style_scale, preserve_color, mask, feather, device, overwrite)
+        return
+    if alpha is not None:
+        raise click.UsageError("--alpha is for --method adain")
+    if not styles:
+        raise click.UsageError("give at least one --style image (or a trained --model)")
+    size = 512 if size is None else size
     weights = parse_style_weights(style_weights, len(styles))
     settings = settings_from(backbone=backbone, backbone_weights=backbone_weights, size=size or None,
                              steps=parse_steps(steps), scales=scales, optimizer=optimizer, lr=lr,
@@ -111,3 +141,46 @@ def stylize(content, styles, style_weights, output, method, backbone, backbone_w
     gio.save_image(result.image, out, metadata=record, value_range=(0.0, 1.0))
     click.echo(f"wrote {display_path(out)} ({result.image.shape[-1]}x{result.image.shape[-2]}, "
                f"{result.seconds:.0f} s, final loss {result.scales[-1].losses['total']:.4g})")
+
+
+def _method(method: str | None, model_dir: str | None) -> str:
+    """The method --method names, or the one --model's card implies; a contradiction is one line."""
+    if model_dir is None:
+        if method in ("fast", "adain"):
+            raise click.UsageError(f"--method {method} needs --model RUN_DIR (genvision train "
+                                   f"{'style' if method == 'fast' else 'adain'})")
+        return "optimize"
+    implied = model_method(model_dir)
+    if method not in (None, implied):
+        raise click.UsageError(f"--model {model_dir} is a {implied} model, not --method {method}")
+    return implied
+
+
+def _model_method(ctx, content, styles, style_weights, output, method, model_dir, alpha, backbone_weights, size,
+                  style_scale, preserve_color, mask, feather, device, overwrite):
+    """fast / adain: check every argument and input, load the model, run it once, write image + sidecar."""
+    given = [name for name in OPTIMIZE_ONLY
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if given:
+        raise click.UsageError(f"--{given[0].replace('_', '-')} is for --method optimize, not {method}")
+    if method == "fast" and (styles or style_weights or alpha is not None):
+        raise click.UsageError("a fast model has its style in its weights: --style, --style-weights and --alpha are "
+                               "for adain models")
+    if method == "adain" and not styles:
+        raise click.UsageError("an adain model needs at least one --style image")
+    weights = parse_style_weights(style_weights, len(styles)) if styles else None
+    out = output_path(content, output)
+    inputs = [content, *styles, *(p for p in (mask, backbone_weights) if p is not None)]
+    OutputGuard(overwrite=overwrite).add_inputs(*inputs).claim(out, sidecar=True)
+    content_img = as_image(content, "content")
+    style_imgs = [as_image(path, "style") for path in styles]
+    mask_img = None if mask is None else as_mask(mask, tuple(content_img.shape[-2:]), display_path(mask))
+    model = load_style_model(model_dir, device=select_device(device), encoder_weights=backbone_weights)
+    result = run_model(model, content_img, style_imgs, weights, alpha=1.0 if alpha is None else alpha,
+                       size=size or None, style_scale=style_scale, preserve_color=preserve_color, mask=mask_img,
+                       feather_radius=feather)
+    record = {"content": str(content), "styles": [str(s) for s in styles], "mask": mask and str(mask),
+              "content_size": list(content_img.shape[-2:]), "preserve_color": preserve_color, **result.to_json()}
+    gio.save_image(result.image, out, metadata=record, value_range=(0.0, 1.0))
+    click.echo(f"wrote {display_path(out)} ({result.image.shape[-1]}x{result.image.shape[-2]}, {method}, "
+               f"{result.seconds:.2f} s)")

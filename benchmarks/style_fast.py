@@ -1,0 +1,237 @@
+"""Fast feed-forward style (Johnson et al.) and arbitrary style (AdaIN): training within a CPU budget,
+inference speed against the peer, and the losses of their outputs relative to the optimisation result.
+
+    genvision weights get vgg19
+    python benchmarks/style_fast.py [--data-root ../shared/data] [--style starry_night.jpg] [--hold-out udnie]
+    python benchmarks/style_fast.py --smoke      # tiny images, 2 steps: checks the script, records nothing
+
+1. Trains a Johnson net for ``--style`` (``genvision train style``, at most ``--minutes`` CPU-minutes;
+   target <= 60) and an AdaIN decoder on the other paintings (``genvision train adain hold_out=...``).
+2. Speed: ms per megapixel at ``--size`` x ``--size`` (1024) on ``--threads`` cores (2), the trained
+   Johnson net through genvision's pipeline (``genvision.apps.style.fast.run``: channels_last,
+   inference_mode) against pytorch/examples' ``fast_neural_style`` TransformerNet (written below from
+   its description: the same architecture, reflection-padded convolutions, instance norm, 5 residual
+   blocks, nearest upsampling + convolution) run in plain eager PyTorch (NCHW, no_grad) with the *same
+   weights* (copied in; the outputs are checked equal, so the two compute the same function). Median of
+   ``--repeats`` after one warm-up. Target: <= 1 s for 1024x1024. AdaIN's speed is measured the same way.
+3. Quality: the weighted style and content losses (apps/style's own objective, VGG-19, default weights)
+   of each output at ``--loss-size``, relative to those of ``stylize --method optimize`` on the same
+   content and style (ratio > 1 = higher loss than the optimisation). AdaIN on the held-out painting.
+
+Time only on an otherwise idle machine (two OpenMP jobs on two cores slow each other far more than 2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
+
+from genvision import io as gio
+from genvision.apps.style import pipeline
+from genvision.apps.style.fast import load_style_model, run
+from genvision.apps.style.optimize import area_size, resize
+
+# ----------------------------------------------------------------------------- the peer
+
+
+class ConvLayer(nn.Module):
+    """pytorch/examples: ReflectionPad2d(k // 2) then Conv2d."""
+
+    def __init__(self, c_in, c_out, kernel, stride):
+        super().__init__()
+        self.reflection_pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv2d = nn.Conv2d(c_in, c_out, kernel, stride)
+
+    def forward(self, x):
+        return self.conv2d(self.reflection_pad(x))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1, self.in1 = ConvLayer(channels, channels, 3, 1), nn.InstanceNorm2d(channels, affine=True)
+        self.conv2, self.in2 = ConvLayer(channels, channels, 3, 1), nn.InstanceNorm2d(channels, affine=True)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.in2(self.conv2(self.relu(self.in1(self.conv1(x))))) + x
+
+
+class UpsampleConvLayer(nn.Module):
+    """pytorch/examples: nearest interpolate by ``upsample``, then ConvLayer."""
+
+    def __init__(self, c_in, c_out, kernel, stride, upsample=None):
+        super().__init__()
+        self.upsample = upsample
+        self.reflection_pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv2d = nn.Conv2d(c_in, c_out, kernel, stride)
+
+    def forward(self, x):
+        if self.upsample:
+            x = F.interpolate(x, mode="nearest", scale_factor=self.upsample)
+        return self.conv2d(self.reflection_pad(x))
+
+
+class TransformerNet(nn.Module):
+    """pytorch/examples fast_neural_style/neural_style/transformer_net.py's architecture (width 32)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        w = width
+        self.conv1, self.in1 = ConvLayer(3, w, 9, 1), nn.InstanceNorm2d(w, affine=True)
+        self.conv2, self.in2 = ConvLayer(w, 2 * w, 3, 2), nn.InstanceNorm2d(2 * w, affine=True)
+        self.conv3, self.in3 = ConvLayer(2 * w, 4 * w, 3, 2), nn.InstanceNorm2d(4 * w, affine=True)
+        self.res1, self.res2, self.res3, self.res4, self.res5 = (ResidualBlock(4 * w) for _ in range(5))
+        self.deconv1, self.in4 = UpsampleConvLayer(4 * w, 2 * w, 3, 1, 2), nn.InstanceNorm2d(2 * w, affine=True)
+        self.deconv2, self.in5 = UpsampleConvLayer(2 * w, w, 3, 1, 2), nn.InstanceNorm2d(w, affine=True)
+        self.deconv3 = ConvLayer(w, 3, 9, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        y = self.relu(self.in1(self.conv1(x)))
+        y = self.relu(self.in2(self.conv2(y)))
+        y = self.relu(self.in3(self.conv3(y)))
+        y = self.res5(self.res4(self.res3(self.res2(self.res1(y)))))
+        y = self.relu(self.in4(self.deconv1(y)))
+        y = self.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)
+
+
+def peer_with_weights(model: nn.Module) -> TransformerNet:
+    """The peer carrying the genvision net's weights: both define their tensors in the same order."""
+    peer = TransformerNet(model.config.width)
+    ours, theirs = list(model.state_dict().values()), peer.state_dict()
+    if len(ours) != len(theirs) or any(a.shape != b.shape for a, b in zip(ours, theirs.values())):
+        raise SystemExit("the genvision net and TransformerNet differ in architecture (5 blocks expected)")
+    peer.load_state_dict(dict(zip(theirs, ours)))
+    return peer.eval()
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up: oneDNN picks its kernels on the first call
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def speed(model, content: torch.Tensor, styles, repeats: int, peer: nn.Module | None) -> dict:
+    megapixels = content.shape[-1] * content.shape[-2] / 1e6
+    ours = timed(lambda: run(model, content, styles), repeats)
+    row = {"ours_s": ours, "ours_ms_per_mp": 1000 * ours / megapixels}
+    if peer is not None:
+        with torch.no_grad():
+            diff = (peer(content).clamp(0, 1) - run(model, content).image[None]).abs().max().item()
+        row["max_abs_diff_vs_peer"] = diff
+
+        def eager():
+            with torch.no_grad():
+                peer(content)
+
+        theirs = timed(eager, repeats)
+        row.update({"peer_s": theirs, "peer_ms_per_mp": 1000 * theirs / megapixels, "speedup": theirs / ours})
+    return row
+
+
+def relative_losses(image: torch.Tensor, reference: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict:
+    ours = pipeline.style_losses(image, content, style)
+    base = pipeline.style_losses(reference, content, style)
+    return {"style": ours["style"], "content": ours["content"], "style_vs_optimize": ours["style"] / base["style"],
+            "content_vs_optimize": ours["content"] / base["content"], "total_vs_optimize": ours["total"] / base["total"]}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--style", default="starry_night.jpg", help="Johnson's painting (in style-images/style)")
+    parser.add_argument("--hold-out", default="udnie.jpg", help="the painting AdaIN never sees")
+    parser.add_argument("--content", default="tubingen.jpg", help="content photo (in style-images/content)")
+    parser.add_argument("--minutes", type=float, default=60.0, help="Johnson training budget (CPU minutes)")
+    parser.add_argument("--johnson-steps", type=int, default=4000)
+    parser.add_argument("--adain-minutes", type=float, default=60.0)
+    parser.add_argument("--adain-steps", type=int, default=4000)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--loss-size", type=int, default=512)
+    parser.add_argument("--optimize-steps", default="200")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", default="benchmarks/results/runs/style-fast")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes and 2 steps; records nothing")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = Path(args.data_root)
+    paintings, photos = data / "style-images" / "style", data / "style-images" / "content"
+    style_path, held_path, content_path = paintings / args.style, paintings / args.hold_out, photos / args.content
+    runs = Path(tempfile.mkdtemp()) if args.smoke else Path(args.runs)
+    patch, batch = (32, 2) if args.smoke else (256, 4)
+    j_steps, a_steps = (2, 2) if args.smoke else (args.johnson_steps, args.adain_steps)
+    size, loss_size = (128, 64) if args.smoke else (args.size, args.loss_size)
+    common = [f"data.name=folder:{data / 'sr-train'}", f"train.out_dir={runs}", "tensorboard=false",
+              f"data.patch_size={patch}", f"batch_size={batch}", "sample_every=0"]
+    if args.smoke:
+        common.append("data.limit=4")
+
+    started = time.perf_counter()
+    johnson = harness.train("style", progress=not args.smoke, overwrite=True, overrides=[
+        *common, f"style={style_path}", f"steps={j_steps}", f"max_minutes={args.minutes}", "train.name=johnson"])
+    j_minutes = (time.perf_counter() - started) / 60
+    started = time.perf_counter()
+    adain_run = harness.train("adain", progress=not args.smoke, overwrite=True, overrides=[
+        *common, f"style_data=folder:{paintings}", f"hold_out={held_path.name}", f"steps={a_steps}",
+        f"max_minutes={args.adain_minutes}", "train.name=adain", *(["styles.resize=64"] if args.smoke else [])])
+    a_minutes = (time.perf_counter() - started) / 60
+
+    j_model, a_model = load_style_model(str(johnson.run_dir)), load_style_model(str(adain_run.run_dir))
+    content_full = gio.load_image_tensor(content_path, channels=3)[None]  # (1, 3, H, W)
+    square = resize(content_full, (size, size))  # the speed test's 1024x1024 input (aspect not kept: speed only)
+    held = gio.load_image_tensor(held_path, channels=3)[None]
+    held_small = resize(held, area_size(*held.shape[-2:], size * size))
+    j_speed = speed(j_model, square, (), args.repeats, peer_with_weights(j_model))
+    a_speed = speed(a_model, square, [held_small], args.repeats, None)
+
+    content = resize(content_full, area_size(*content_full.shape[-2:], loss_size * loss_size))
+    style_img = gio.load_image_tensor(style_path, channels=3)[None]
+    steps = "2" if args.smoke else args.optimize_steps
+    opt_style = pipeline.transfer(content, [style_img], size=None, steps=int(steps)).image
+    opt_held = pipeline.transfer(content, [held], size=None, steps=int(steps)).image
+    j_quality = relative_losses(run(j_model, content).image, opt_style, content, style_img)
+    a_quality = relative_losses(run(a_model, content, [held]).image, opt_held, content, held)
+    a_seen = relative_losses(run(a_model, content, [style_img]).image, opt_style, content, style_img)
+    print(f"johnson: {j_speed}\n  {j_quality}\nadain (held-out {held_path.name}): {a_speed}\n  {a_quality}\n"
+          f"adain (seen {style_path.name}): {a_seen}")
+    if args.smoke:
+        print("smoke run: nothing recorded")
+        return
+    j_steps_done, j_train_s = harness.run_summary(johnson.run_dir)
+    a_steps_done, a_train_s = harness.run_summary(adain_run.run_dir)
+    recipe = f"johnson width 32, {j_steps_done} steps x {batch} crops of {patch} px, VGG-19 Gram/content losses"
+    harness.record("style-fast", f"johnson {args.style} {size}px vs TransformerNet eager", recipe=recipe,
+                   wall_s=j_train_s, throughput={**j_speed, "train_minutes": j_train_s / 60, "threads": args.threads},
+                   quality=j_quality, notes=f"target <= 1 s at 1024x1024 on 2 cores: "
+                                            f"{'met' if j_speed['ours_s'] <= 1 else 'missed'}; losses at {loss_size} px")
+    harness.record("style-fast", f"adain held-out {held_path.name} {size}px",
+                   recipe=f"adain VGG-19 encoder, {a_steps_done} steps x {batch}, hold_out={held_path.name}",
+                   wall_s=a_train_s, throughput={**a_speed, "train_minutes": a_train_s / 60, "threads": args.threads},
+                   quality={**a_quality, **{f"seen_{k}": v for k, v in a_seen.items()}},
+                   notes=f"losses at {loss_size} px relative to --method optimize ({steps} steps per scale)")
+    print(f"trained johnson {j_minutes:.1f} min, adain {a_minutes:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
