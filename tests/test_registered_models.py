@@ -21,13 +21,16 @@ from genvision.models.protocols import (
     ImageToImage,
     Inpainter,
     LatentCodec,
+    Stylizer,
+    Translator,
 )
 from genvision.registry import create_model, list_models
 
 ENTRIES = list_models()
 PROTOCOLS = {"gan": (Generator,), "diffusion": (Generator,), "vae": (Generator, LatentCodec),
              "classifier": (Classifier,), "sr": (ImageToImage,), "denoise": (Denoiser,),
-             "inpaint": (Inpainter,)}
+             "inpaint": (Inpainter,), "style": (Stylizer,),
+             "translate": (Translator,)}
 
 
 def _build(entry, seed: int = 0):

@@ -33,6 +33,8 @@ def _data_overrides(data: str | None, data_root: str | None, device: str | None)
 @click.argument("family")
 @click.option("--data", help="Dataset: mnist, fashion-mnist, cifar10, mnist-mini or folder:PATH.")
 @click.option("--data-root", type=click.Path(), help="Where dataset files live (default $GENVISION_DATA).")
+@click.option("--data-a", help="cyclegan: domain A, a dataset or folder:PATH (same as data_a.name=).")
+@click.option("--data-b", help="cyclegan: domain B, a dataset or folder:PATH (same as data_b.name=).")
 @click.option("--config", "config_file", type=click.Path(), help="YAML recipe; key=value arguments override it.")
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory from its latest checkpoint.")
 @click.option("--device", help="auto (default), cpu, cuda, cuda:N or mps.")
@@ -43,14 +45,15 @@ def _data_overrides(data: str | None, data_root: str | None, device: str | None)
               help="srgan: the trained sr run or model to refine (same as init=).")
 @click.option("--overwrite", is_flag=True, help="Start over: replace an existing run directory of the same name.")
 @click.argument("overrides", nargs=-1)
-def train(family, data, data_root, config_file, resume, device, arch, scale, init_dir, overwrite, overrides):
+def train(family, data, data_root, data_a, data_b, config_file, resume, device, arch, scale, init_dir, overwrite,
+          overrides):
     """Train a model FAMILY (gan, classifier, vae, cvae, vqvae, dit, sr, srgan, ...) with key=value overrides.
 
     Ctrl-C or SIGTERM writes a checkpoint and exits with status 130 or 143, so a scheduler sees the
     interruption; --resume RUN_DIR continues it exactly.
     """
     # The flags are spellings of recipe keys, so a family without that key refuses them the same way.
-    flags = {"arch": arch, "scale": scale, "init": init_dir}
+    flags = {"arch": arch, "scale": scale, "init": init_dir, "data_a.name": data_a, "data_b.name": data_b}
     extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
     result = run_training(family, config_file=config_file, resume=resume, overwrite=overwrite,
                           overrides=_data_overrides(data, data_root, device) + extra + list(overrides))
@@ -65,8 +68,10 @@ def train(family, data, data_root, config_file, resume, device, arch, scale, ini
 @click.option("--data-root", type=click.Path(), help="Where dataset files live.")
 @click.option("-n", "num", default=10_000, show_default=True, type=Count(0, MAX_COUNT),
               help="Generated samples (generators; 0 skips sample metrics for VAEs).")
-@click.option("--features", help="Feature space: domain (default), inception, or a classifier model directory.")
-@click.option("--fid-weights", type=click.Path(), help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth.")
+@click.option("--features", help="Feature space: domain (default), inception (standard FID: the inception-fid "
+              "backbone of `genvision weights get inception-fid`), or a classifier model directory.")
+@click.option("--fid-weights", type=click.Path(), help="Use this pytorch-fid pt_inception-2015-12-05-6726825d.pth "
+              "for --features inception instead of the inception-fid backbone.")
 @click.option("--batch-size", default=500, show_default=True, type=Count(1, 10_000))
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--class", "class_label", type=CLASS, help="Evaluate one class of a conditional generator.")

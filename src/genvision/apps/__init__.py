@@ -29,6 +29,7 @@ APPS: list[str] = [
     "genvision.apps.denoise",
     "genvision.apps.edit",
     "genvision.apps.style",
+    "genvision.apps.translate",
 ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from . import cifar, mnist
+from . import cifar, mnist, sklearn_digits
 from . import download as dl  # not `download`: that name is load_dataset's flag
 from .base import DatasetInfo, ImageDataset, TensorImageDataset
 from .folder import FolderImageDataset
@@ -23,12 +23,15 @@ _INFOS = [
                 3, 32, 10, ("train", "test"), dl.SOURCES["cifar10"].base_url + cifar.ARCHIVE),
     DatasetInfo("mnist-mini", "5000 train / 1000 test real MNIST digits shipped with genvision (no download)",
                 1, 28, 10, ("train", "test"), "embedded"),
+    DatasetInfo("sklearn-digits", "scikit-learn's bundled 8x8 digits, 1500 train / 297 test, 8x8 grey (no download; "
+                "needs scikit-learn)", 1, 8, 10, ("train", "test"), "scikit-learn"),
     DatasetInfo("folder:PATH", "your own images under PATH, resized to 64 (image_size); classes from "
                 "sub-folder names, else unlabelled; a test split if PATH has train/ and test/",
                 3, 64, 0, ("train",), "local"),
 ]
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
-            "cifar_10": "cifar10", "mnist_mini": "mnist-mini"}
+            "cifar_10": "cifar10", "mnist_mini": "mnist-mini",
+            "sklearn_digits": "sklearn-digits"}
 
 
 def list_datasets() -> list[DatasetInfo]:
@@ -71,6 +74,9 @@ def load_dataset(name: str, *, split: str = "train", root: str | None = None, do
     if key == "cifar10":
         images, labels = _cifar_arrays(data_root, split, download=download)
         class_names = cifar.CLASS_NAMES
+    elif key == "sklearn-digits":
+        images, labels = sklearn_digits.load_arrays(split)
+        class_names = sklearn_digits.CLASSES
     else:
         images, labels = mnist.load_arrays(key, data_root, split, download=download)
         class_names = mnist.FASHION_CLASSES if key == "fashion-mnist" else mnist.MNIST_CLASSES

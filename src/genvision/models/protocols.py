@@ -102,4 +102,27 @@ class Inpainter(Protocol):
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
 
 
-__all__ = ["Classifier", "Denoiser", "Generator", "ImageToImage", "Inpainter", "LatentCodec"]
+@runtime_checkable
+class Stylizer(Protocol):
+    """Restyles images in [0, 1] (B, 3, H, W) -> (B, 3, H, W) of any size (not clamped). ``arbitrary``
+    False: ``forward(content)`` applies the one style in the weights (Johnson et al.); True:
+    ``forward(content, style, alpha=1.0)`` takes any style image (AdaIN)."""
+
+    config: Any
+    arbitrary: bool
+
+    def forward(self, content: torch.Tensor, *style: Any) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Translator(Protocol):
+    """Unpaired image-to-image translation between two domains (CycleGAN): images in [0, 1]
+    (B, C, H, W) of any size -> (B, C, H, W) in [0, 1], ``direction`` "a2b" or "b2a"."""
+
+    config: Any
+
+    def forward(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor: ...
+
+
+__all__ = ["Classifier", "Denoiser", "Generator", "ImageToImage", "Inpainter", "LatentCodec", "Stylizer",
+           "Translator"]

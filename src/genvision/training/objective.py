@@ -164,6 +164,14 @@ class Objective:
     def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
         return {}
 
+    def state_dict(self) -> dict:
+        """Training state the objective keeps besides weights, optimizers and RNG (CycleGAN's
+        image pool): tensors and plain values only, saved with the trainer state for exact resume."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (an empty dict for checkpoints written without it)."""
+
 
 @contextlib.contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:

@@ -110,6 +110,7 @@ class Trainer:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "rng": get_rng_state(),
             "best_value": self.best_value,
+            "objective": self.objective.state_dict(),
         }
 
     def resume_from(self, checkpoint_dir: Path) -> None:
@@ -128,6 +129,7 @@ class Trainer:
             for name, sched in self.schedulers.items():
                 sched.load_state_dict(state["schedulers"][name])
             set_rng_state(state["rng"])
+            self.objective.load_state_dict(state.get("objective", {}))
             step = int(state["step"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{checkpoint_dir} does not fit this run's model and optimizers "

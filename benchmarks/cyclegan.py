@@ -1,0 +1,154 @@
+"""CycleGAN on two unpaired pairs available offline, trained for fixed step counts, then scored.
+
+1. photos (../shared/data/sr-train) <-> painting patches (../shared/data/style-images/style, or one
+   painting with --painting): Inception FID (the ``inception-fid`` backbone, standard FID features)
+   of translated photo crops against painting crops, next to the identity baseline (untranslated
+   photos against the same paintings), and the cycle-reconstruction PSNR a -> b -> a. When no
+   Inception weights are here the FID rows are left out and the notes say so.
+2. MNIST <-> scikit-learn's 8x8 digits upsampled to 28x28: domain FID in the shipped MNIST
+   classifier's features (``assets/extractors/mnist-cnn``) of sklearn test digits translated to
+   MNIST, against MNIST test digits (and the untranslated baseline), and how often the shipped
+   classifier still reads the sklearn label after b -> a (target >= 90 %).
+
+    OMP_NUM_THREADS=1 python benchmarks/cyclegan.py --photo-steps 4000 --digit-steps 3000 \
+        --mnist-root ../shared/data/mnist
+
+Fixed step counts, not wall time: on a shared 2-core machine times are not speed figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import record, train
+
+from genvision.apps.translate.data import load_domain, random_crops
+from genvision.apps.translate.pipeline import load_translator
+from genvision.checkpoints import load_pretrained
+from genvision.data import load_dataset
+from genvision.errors import ConfigError
+from genvision.metrics.distribution import frechet_distance
+from genvision.metrics.image import psnr
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_CNN = ROOT / "src" / "genvision" / "assets" / "extractors" / "mnist-cnn"
+
+
+def _features(extract, images01: torch.Tensor, batch: int = 50) -> torch.Tensor:
+    """Images in [0, 1] (N, C, H, W) -> features (N, D) (extractors take [-1, 1])."""
+    return torch.cat([extract(images01[i:i + batch] * 2 - 1).features.double() for i in range(0, len(images01), batch)])
+
+
+def _fid(x: torch.Tensor, y: torch.Tensor) -> float:
+    return frechet_distance(x.mean(0), torch.cov(x.T), y.mean(0), torch.cov(y.T))
+
+
+@torch.no_grad()
+def _translate(model, images01: torch.Tensor, direction: str, batch: int = 32) -> torch.Tensor:
+    return torch.cat([model(images01[i:i + batch], direction).clamp(0, 1) for i in range(0, len(images01), batch)])
+
+
+def _crops(name: str, n: int, patch: int, load_size: int, channels: int, seed: int) -> torch.Tensor:
+    torch.manual_seed(seed)
+    domain = load_domain(name, channels=channels, load_size=load_size, patch_size=patch)
+    picks = torch.randint(0, len(domain.images), (n,)).tolist()
+    return random_crops(domain, picks, patch, flip=False)  # (n, C, p, p) in [0, 1]
+
+
+def photos(args) -> None:
+    painting = f"folder:{args.painting}" if args.painting else "folder:../shared/data/style-images/style"
+    name = f"cyclegan-photo2painting-{args.photo_steps}steps"
+    start = time.perf_counter()
+    result = train("cyclegan", overrides=[
+        "data_a.name=folder:../shared/data/sr-train", f"data_b.name={painting}", "data_b.load_size=256",
+        f"train.steps={args.photo_steps}", f"train.out_dir={args.out_dir}", f"train.name={name}",
+        f"train.sample_every={max(1, args.photo_steps // 8)}", f"train.ckpt_every={max(1, args.photo_steps // 8)}"],
+        overwrite=True)
+    wall = time.perf_counter() - start
+    model = load_translator(result.run_dir)
+    # evaluation crops: photos at the training scale; paintings as the critic saw them
+    real_a = _crops("folder:../shared/data/sr-train", args.eval_n, 64, 72, 3, seed=1)
+    real_b = _crops(painting, args.eval_n, 64, 256, 3, seed=2)
+    fake_b = _translate(model, real_a, "a2b")
+    quality = {"cycle_psnr_db": psnr(_translate(model, fake_b, "b2a"), real_a)}
+    notes = f"{args.eval_n} 64px crops per set; {result.step} steps"
+    try:
+        from genvision.workflows.extractors import pretrained_inception_extractor
+
+        extract = pretrained_inception_extractor()
+        feats_b = _features(extract, real_b)
+        quality["fid_inception_translated"] = _fid(_features(extract, fake_b), feats_b)
+        quality["fid_inception_identity"] = _fid(_features(extract, real_a), feats_b)
+        notes += "; Inception FID (inception-fid backbone) of 64px crops upsampled to 299"
+    except ConfigError as exc:
+        notes += f"; no Inception FID: {exc}"
+    record("cyclegan", name, recipe=f"train cyclegan photos<->{painting}", wall_s=wall,
+           throughput={"steps": result.step}, quality=quality, notes=notes)
+    print(name, quality)
+
+
+def digits(args) -> None:
+    name = f"cyclegan-mnist2sklearn-{args.digit_steps}steps"
+    common = ["data.channels=1", "data.patch_size=28", "data.load_size=28", "data.flip=false"]
+    root = [f"data.root={args.mnist_root}"] if args.mnist_root else []
+    start = time.perf_counter()
+    result = train("cyclegan", overrides=[
+        f"data_a.name={args.mnist}", "data_b.name=sklearn-digits", *common, *root, "model.blocks=4",
+        f"train.steps={args.digit_steps}", f"train.out_dir={args.out_dir}", f"train.name={name}",
+        f"train.sample_every={max(1, args.digit_steps // 8)}", f"train.ckpt_every={max(1, args.digit_steps // 8)}"],
+        overwrite=True)
+    wall = time.perf_counter() - start
+    model = load_translator(result.run_dir)
+    classifier = load_pretrained(MNIST_CNN, kind="classifier")
+    sk = load_dataset("sklearn-digits", split="test", image_size=28)
+    mn = load_dataset(args.mnist, split="test", root=args.mnist_root, limit=args.eval_n)
+    sk01, mn01 = sk.images.float() / 255, mn.images.float() / 255  # (N, 1, 28, 28) in [0, 1]
+    to_mnist = _translate(model, sk01, "b2a")
+
+    @torch.no_grad()
+    def keeps(images01: torch.Tensor) -> float:
+        return float((classifier(images01 * 2 - 1).argmax(1) == sk.labels).float().mean())
+
+    class Extract:  # the shipped classifier's penultimate features: MNIST's domain features
+        def __call__(self, x):
+            with torch.no_grad():
+                return type("F", (), {"features": classifier.forward_features(x)})()
+
+    extract = Extract()
+    feats_mn = _features(extract, mn01)
+    quality = {"label_kept_b2a": keeps(to_mnist), "label_kept_untranslated": keeps(sk01),
+               "fid_domain_b2a": _fid(_features(extract, to_mnist), feats_mn),
+               "fid_domain_identity": _fid(_features(extract, sk01), feats_mn),
+               "cycle_psnr_db": psnr(_translate(model, to_mnist, "a2b"), sk01)}
+    record("cyclegan", name, recipe=f"train cyclegan {args.mnist}<->sklearn-digits", wall_s=wall,
+           throughput={"steps": result.step}, quality=quality,
+           notes=f"sklearn test split ({len(sk01)}) -> MNIST; domain FID in mnist-cnn features against "
+                 f"{len(mn01)} MNIST test digits; target label_kept_b2a >= 0.9")
+    print(name, quality)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photo-steps", type=int, default=4000)
+    parser.add_argument("--digit-steps", type=int, default=3000)
+    parser.add_argument("--painting", help="one painting file (default: every painting in style-images/style)")
+    parser.add_argument("--mnist", default="mnist", help="mnist (needs --mnist-root or a cache) or mnist-mini")
+    parser.add_argument("--mnist-root", default=None)
+    parser.add_argument("--eval-n", type=int, default=500)
+    parser.add_argument("--out-dir", default="benchmarks/results/runs")
+    parser.add_argument("--only", choices=("photos", "digits"))
+    args = parser.parse_args()
+    if args.only != "digits":
+        photos(args)
+    if args.only != "photos":
+        digits(args)
+
+
+if __name__ == "__main__":
+    main()
