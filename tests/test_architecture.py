@@ -17,8 +17,9 @@ SRC = Path(genvision.__file__).resolve().parent
 CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
 
 # Third-party packages slow enough to import only where they are used (torchvision and torchmetrics
-# take seconds; the tensorboard writer only when a run logs to it).
-HEAVY_OPTIONAL = ("torchvision", "torch.utils.tensorboard", "torchmetrics")
+# take seconds; the tensorboard writer only when a run logs to it; scikit-learn is optional: only the
+# sklearn-digits dataset needs it).
+HEAVY_OPTIONAL = ("torchvision", "torch.utils.tensorboard", "torchmetrics", "sklearn")
 
 
 def test_the_import_contracts_hold(capsys):

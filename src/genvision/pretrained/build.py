@@ -8,22 +8,19 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from .efficientnet import EfficientNetLite0
+from .inception import InceptionFID
+from .vgg import PretrainedVGG
 
 
 def build_module(arch: str, state: Mapping[str, torch.Tensor], preprocessing: Mapping) -> nn.Module:
     """The module for ``arch`` with ``state`` loaded strictly (CheckpointError on any mismatch)."""
     mean, std = tuple(preprocessing["mean"]), tuple(preprocessing["std"])
     if arch in ("vgg16", "vgg19"):
-        from .vgg import PretrainedVGG
-
         return PretrainedVGG(arch, state, mean, std)
     if arch == "efficientnet-lite0":
-        from .efficientnet import EfficientNetLite0
-
         return EfficientNetLite0(state, mean=mean, std=std)
     if arch == "inception-fid":
-        from .inception import InceptionFID
-
         return InceptionFID(state)  # its preprocessing (resize to 299, 2x - 1) is pytorch-fid's, fixed
     raise CheckpointError(f"no module for backbone architecture {arch!r}")
 

@@ -14,10 +14,15 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import onnx  # pinned dependency; imported here although only the VGG16 reader needs it (the project's rule)
 import torch
+from onnx import numpy_helper
+from safetensors.torch import load_file
 
 from ..errors import CheckpointError, display_path, reason
+from ..metrics.inception import pool3_features
 from ..nn.features import VGG_LAYERS
+from .inception import InceptionFID
 from .inception_map import conv_layer_map
 
 State = dict[str, torch.Tensor]
@@ -62,9 +67,6 @@ def _rgb_first_conv(state: State) -> State:
 
 def keras_vgg16_onnx(path: Path) -> tuple[State, dict]:
     """The Keras VGG16 convolutions of a tf2onnx export (initializers ``.../blockB_convC_1/...``)."""
-    import onnx  # a dependency only this reader needs
-    from onnx import numpy_helper
-
     try:
         model = onnx.load(str(path), load_external_data=False)  # external data could name any file: not read
     except Exception as exc:  # noqa: BLE001 (onnx raises DecodeError, ValueError, ...)
@@ -122,8 +124,6 @@ def passthrough(path: Path) -> tuple[State, dict]:
 
 def fid_helper_torchscript(path: Path) -> tuple[State, dict]:
     """The TorchScript Inception's 94 conv+BN layers into pytorch-fid's module; checked numerically."""
-    from .inception import InceptionFID
-
     try:
         with warnings.catch_warnings():  # torch 2.9+ calls jit.load deprecated; it is the only reader of this file
             warnings.simplefilter("ignore", FutureWarning)
@@ -148,7 +148,6 @@ def fid_helper_torchscript(path: Path) -> tuple[State, dict]:
     ours = InceptionFID(state).net
     x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 2 - 1  # the TorchScript's input range
     with torch.no_grad():
-        from ..metrics.inception import pool3_features
         diff = float((scripted(x) - pool3_features(ours, x)).abs().max())  # both (2, 2048)
     if not diff <= PARITY_TOLERANCE:
         raise CheckpointError(f"{display_path(path)}: rebuilt Inception differs from the TorchScript by {diff:.2e}")
@@ -159,8 +158,6 @@ def fid_helper_torchscript(path: Path) -> tuple[State, dict]:
 
 
 def safetensors_file(path: Path) -> tuple[State, dict]:
-    from safetensors.torch import load_file
-
     try:
         return load_file(str(path), device="cpu"), {"conversion": "none (safetensors)"}
     except Exception as exc:  # noqa: BLE001 safetensors raises its own types for corrupt headers

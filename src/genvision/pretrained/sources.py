@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import save
 
 from .. import atomic
 from ..errors import CheckpointError, ConfigError, display_path, reason
@@ -69,8 +70,6 @@ def _remove_old_temporaries(directory: Path) -> None:
 
 def _store(spec: Backbone, state: State, card: dict, target: Path) -> Resolved:
     """Check the tensors build the module, then write safetensors, then the card (both atomic)."""
-    from safetensors.torch import save
-
     build_module(spec.arch, state, card["preprocessing"])  # a conversion that does not load is never cached
     # safetensors refuses tensors sharing storage (torch.load can return such): store independent copies
     data = save({k: v.detach().contiguous().clone() for k, v in state.items()})
