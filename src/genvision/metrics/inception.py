@@ -25,9 +25,12 @@ Class probabilities (for the Inception Score) follow the original IS code (Salim
 ``softmax(pool3 @ W)`` over all 1008 outputs with the fc *weight* only, no bias. Restricting
 to classes 1..1000 and renormalising is a different convention and gives different numbers.
 
-Weights: ``--fid-weights PATH`` (``.pth`` state dict, or a ``.safetensors`` file holding the
-same tensors), else torch.hub's cache (``$TORCH_HOME/hub/checkpoints/``), else a download into
-that cache (sha256-checked, atomic). Nothing is unpickled beyond ``torch.load(weights_only=True)``.
+Weights, for :func:`get_inception_extractor`: ``--fid-weights PATH`` (``.pth`` state dict, or a
+``.safetensors`` file holding the same tensors), else torch.hub's cache (``$TORCH_HOME/hub/checkpoints/``),
+else a download into that cache (sha256-checked, atomic). Nothing is unpickled beyond
+``torch.load(weights_only=True)``. ``genvision evaluate --features inception`` without --fid-weights
+uses genvision.pretrained's ``inception-fid`` instead (genvision.workflows.extractors), which never
+downloads and also takes the pinned package's TorchScript port of the same graph.
 """
 
 from __future__ import annotations
@@ -293,23 +296,40 @@ def find_fid_weights(explicit: str | Path | None = None, *, download: bool = Tru
 
 
 class InceptionExtractor(FeatureExtractor):
-    """pool3 features (B, 2048) and 1008-way IS probabilities of the FID Inception-v3."""
+    """pool3 features (B, 2048) and, when the network has its fc layer, the 1008-way IS probabilities
+    of the FID Inception-v3.
+
+    Either ``weights``, a pytorch-fid weights file loaded here, or ``network``, an FID Inception built
+    elsewhere (genvision.pretrained's ``inception-fid``: this layer may not import that one) with
+    ``weights_sha256`` naming its tensors (the reference-statistics cache key) and ``note`` saying where
+    they came from. A network whose fc is not a Linear (the TorchScript port has none) gives no
+    probabilities, so no Inception Score rather than one from random weights."""
 
     name = "inception-v3-fid"
     dim = 2048
     num_classes = FID_NUM_CLASSES
     inception_comparable = True
 
-    def __init__(self, weights: str | Path, *, device: str | torch.device = "cpu", batch_size: int = 50):
+    def __init__(self, weights: str | Path | None = None, *, network: tv_inception.Inception3 | None = None,
+                 weights_sha256: str | None = None, note: str | None = None, device: str | torch.device = "cpu",
+                 batch_size: int = 50):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.weights_path = Path(weights).expanduser()
+        if (weights is None) == (network is None) or (network is not None and not weights_sha256):
+            raise ValueError("pass either a weights file or a network with its weights_sha256")
         self.device = torch.device(device)
         self.batch_size = batch_size  # images per forward pass: bounds memory at 299x299
-        self.model = load_fid_inception(self.weights_path).to(self.device)
-        self.weights_sha256 = sha256sum(self.weights_path)
+        self.note = note
+        if network is not None:
+            self.weights_path, self.model, self.weights_sha256 = None, network.to(self.device), weights_sha256
+        else:
+            self.weights_path = Path(weights).expanduser()
+            self.model = load_fid_inception(self.weights_path).to(self.device)
+            self.weights_sha256 = sha256sum(self.weights_path)
         # A .safetensors conversion of the canonical file is fine but cannot be recognised by hash.
         self.canonical_weights = self.weights_sha256.startswith(FID_WEIGHTS_SHA256_PREFIX)
+        self.fc_weight = self.model.fc.weight if isinstance(self.model.fc, torch.nn.Linear) else None  # (1008, 2048)
+        self.num_classes = FID_NUM_CLASSES if self.fc_weight is not None else 0
         self._key = f"{self.name}-{self.weights_sha256[:16]}-{PREPROCESS_TAG}"
 
     def key(self) -> str:
@@ -317,7 +337,9 @@ class InceptionExtractor(FeatureExtractor):
 
     def describe(self) -> str:
         text = super().describe()
-        if not self.canonical_weights:
+        if self.note is not None:
+            text += f"; {self.note}"
+        elif not self.canonical_weights:
             text += (f"; weights {self.weights_path.name} (sha256 {self.weights_sha256[:8]}) are not the "
                      f"canonical {FID_WEIGHTS_NAME}: comparable only if they hold the same tensors")
         return text
@@ -325,15 +347,16 @@ class InceptionExtractor(FeatureExtractor):
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> Features:
         feats, probs = [], []
-        weight = self.model.fc.weight  # (1008, 2048)
         for start in range(0, images.shape[0], self.batch_size):
             x = fid_preprocess(images[start:start + self.batch_size].to(self.device))  # (b, 3, 299, 299)
             f = pool3_features(self.model, x)  # (b, 2048)
             feats.append(f.float().cpu())
-            probs.append((f @ weight.T).float().softmax(dim=1).cpu())  # (b, 1008), no bias: original IS
+            if self.fc_weight is not None:
+                probs.append((f @ self.fc_weight.T).float().softmax(dim=1).cpu())  # (b, 1008), no bias: original IS
         if not feats:
-            return Features(torch.empty(0, self.dim), torch.empty(0, self.num_classes))
-        return Features(torch.cat(feats), torch.cat(probs))
+            no_probs = torch.empty(0, self.num_classes) if self.fc_weight is not None else None
+            return Features(torch.empty(0, self.dim), no_probs)
+        return Features(torch.cat(feats), torch.cat(probs) if probs else None)
 
 
 def get_inception_extractor(fid_weights: str | Path | None = None, *, download: bool = True,

@@ -6,7 +6,10 @@
   MODEL_CARD.md); for any other labelled dataset one is trained once and cached under the data's
   fingerprint. Training one is why this lives with the workflows, above the applications; the
   training function is handed in (``train_classifier``) by the workflow that needs features.
-- ``inception``: the FID Inception network, with pytorch-fid's weights file.
+- ``inception``: the FID Inception network: with ``--fid-weights PATH``, pytorch-fid's weights file;
+  otherwise genvision.pretrained's ``inception-fid`` (pytorch-fid's file from torch hub's cache, else
+  the pinned package's TorchScript port of the same TF graph, as ``genvision weights get inception-fid``
+  converted it). Nothing is downloaded here: a missing backbone is one line saying to run that command.
 - a classifier model directory: its features.
 """
 
@@ -17,11 +20,12 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from .. import pretrained
 from ..checkpoints import load_pretrained
 from ..data import load_dataset
 from ..errors import ConfigError
-from ..metrics.features import ClassifierExtractor, FeatureExtractor
-from ..metrics.inception import get_inception_extractor
+from ..metrics.features import ClassifierExtractor, FeatureExtractor, state_fingerprint
+from ..metrics.inception import FID_WEIGHTS_NAME, InceptionExtractor, get_inception_extractor
 from ..runtime import cache_dir
 
 TrainClassifier = Callable[..., object]  # genvision.workflows.train.train
@@ -85,15 +89,40 @@ def domain_extractor(dataset_name: str, *, data_root: str | None = None, device:
     return ClassifierExtractor(model, name=f"domain:{dataset_name.split(':', 1)[0]}")
 
 
+def _weights_note(card: dict) -> str:
+    """Where the backbone's tensors came from, for the evaluation's notes (comparability)."""
+    source = card.get("source", {})
+    if source.get("kind") == "package":
+        return (f"weights: {source.get('requirement')}'s TorchScript port of TF inception-2015-12-05 (the graph "
+                f"pytorch-fid's {FID_WEIGHTS_NAME} comes from), copied into pytorch-fid's module; it matches the "
+                f"TorchScript within {card.get('parity_max_abs_diff', float('nan')):.1e} (max abs, pool3); no fc "
+                "layer, so no Inception Score")
+    return f"weights: {card.get('origin', 'inception-fid')} ({source.get('kind', 'unknown source')})"
+
+
+def pretrained_inception_extractor(*, device: str = "cpu") -> InceptionExtractor:
+    """The FID Inception extractor over genvision.pretrained's ``inception-fid`` (never fetches)."""
+    try:
+        net = pretrained.load_backbone("inception-fid", device=device)
+    except ConfigError:  # the only ConfigError left here: no weights in any cache
+        raise ConfigError("no FID Inception weights here: run `genvision weights get inception-fid` (once), or pass "
+                          f"--fid-weights PATH to pytorch-fid's {FID_WEIGHTS_NAME}") from None
+    sha = net.card.get("safetensors_sha256") or state_fingerprint(net)  # names the tensors in cache keys
+    return InceptionExtractor(network=net.net, weights_sha256=sha, note=_weights_note(net.card), device=device)
+
+
 def resolve_extractor(features: str | None, *, dataset_name: str, data_root: str | None = None,
                       fid_weights: str | None = None, device: str = "cpu", progress: bool = True,
                       train_classifier: TrainClassifier | None = None) -> FeatureExtractor:
     """``features``: None/"auto" (Inception if --fid-weights is given, else domain), "domain",
-    "inception", or a classifier model directory."""
+    "inception" (the --fid-weights file, else the pretrained ``inception-fid``), or a classifier
+    model directory."""
     if features in (None, "auto"):
         features = "inception" if fid_weights else "domain"
     if features == "inception":
-        return get_inception_extractor(fid_weights, device=device)
+        if fid_weights is not None:
+            return get_inception_extractor(fid_weights, device=device)
+        return pretrained_inception_extractor(device=device)
     if features == "domain":
         return domain_extractor(dataset_name, data_root=data_root, device=device, progress=progress,
                                 train_classifier=train_classifier)
@@ -101,5 +130,5 @@ def resolve_extractor(features: str | None, *, dataset_name: str, data_root: str
     return ClassifierExtractor(model, name=f"classifier:{Path(features).name}")
 
 
-__all__ = ["SHIPPED_EXTRACTORS", "EXTRACTORS_DIR", "domain_extractor", "load_shipped_extractor", "resolve_extractor",
-           "shipped_extractor_dir"]
+__all__ = ["SHIPPED_EXTRACTORS", "EXTRACTORS_DIR", "domain_extractor", "load_shipped_extractor",
+           "pretrained_inception_extractor", "resolve_extractor", "shipped_extractor_dir"]
