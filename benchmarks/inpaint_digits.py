@@ -100,12 +100,16 @@ def main() -> None:
     parser.add_argument("--resample", type=int, default=1, help="DiT RePaint resampling (U)")
     parser.add_argument("--vae-steps", type=int, default=200, help="CVAE latent optimisation steps")
     parser.add_argument("--with-label", action="store_true", help="give both models the digit's class")
+    parser.add_argument("--methods", default="dit,cvae", help="which to score: dit, cvae or both (comma-separated)")
     parser.add_argument("--no-record", action="store_true", help="smoke test: print, record nothing")
     parser.add_argument("--note", default="", help="added to the rows' notes (e.g. that other jobs shared the cores)")
     args = parser.parse_args()
 
     models = {}
-    for family in ("dit", "cvae"):
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not chosen or set(chosen) - {"dit", "cvae"}:
+        parser.error(f"--methods takes dit, cvae or dit,cvae, got {args.methods!r}")
+    for family in chosen:
         given = getattr(args, family)
         steps = getattr(args, f"{family}_steps")
         model_dir = Path(given) if given else train_for(family, args.minutes, steps, args.data, args.data_root)
