@@ -522,7 +522,8 @@ def test_hflip_only_flips_whole_samples():
 def test_list_datasets():
     infos = list_datasets()
     assert all(isinstance(i, DatasetInfo) for i in infos)
-    assert [i.name for i in infos] == ["mnist", "fashion-mnist", "cifar10", "mnist-mini", "folder:PATH"]
+    assert [i.name for i in infos] == ["mnist", "fashion-mnist", "cifar10", "mnist-mini", "sklearn-digits",
+                                           "folder:PATH"]
     mini = next(i for i in infos if i.name == "mnist-mini")
     assert mini.source == "embedded" and mini.num_classes == 10 and mini.splits == ("train", "test")
 

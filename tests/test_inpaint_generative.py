@@ -284,7 +284,7 @@ def test_cli_refuses_bad_generative_requests_on_one_line_and_writes_nothing(save
     before = sorted(p.relative_to(saved) for p in saved.rglob("*"))
     base = ["inpaint", saved / "digit.png", "--box", "0,14,28,14", "-o", saved / "x.png"]
     cases = [(["--method", "dit"], "needs --model"),
-             (["--method", "telea", "--model", saved / "dit"], "--model is for the inpainting methods dit, vae"),
+             (["--method", "telea", "--model", saved / "dit"], "--model is for the inpainting methods net, dit, vae"),
              (["--method", "ns", "--samples", 2], "gives one fill; --samples needs one of dit, vae"),
              (["--method", "vae", "--model", saved / "dit"], "holds a diffusion model"),
              (["--method", "dit", "--model", saved / "nothing"], "model not found"),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import build_dataclass
+from ..config import build_dataclass, shown
 from ..errors import ConfigError
 from ..registry import get_entry
 
@@ -54,7 +54,7 @@ def arch_section(arch: str, values, family: str, pinned: dict[str, tuple[object,
     values = dict(values)
     for name, (value, where) in pinned.items():
         if values.get(name, value) != value:
-            raise ConfigError(f"model.{name}={values[name]} contradicts {where}")
+            raise ConfigError(f"model.{name}={shown(values[name])} contradicts {where}")
         values[name] = value
     return build_dataclass(cls, values, "model")
 

@@ -93,8 +93,6 @@ class FastStyleRecipe:
     def validate(self) -> None:
         if self.arch not in ARCHS:
             raise ConfigError(f"unknown style arch {self.arch!r}; choose from {', '.join(ARCHS)}")
-        if not self.style:
-            raise ConfigError("give the style image: genvision train style style=PAINTING.jpg --data folder:PHOTOS")
         self.model_config()
         self.objective.validate()
 
@@ -108,7 +106,10 @@ def build_dataset(recipe: FastStyleRecipe) -> RandomPatchDataset:
 
 
 def read_style(recipe: FastStyleRecipe) -> torch.Tensor:
-    """The style image (1, 3, H, W) in [0, 1]; records its sha256, or refuses a file that changed since."""
+    """The style image (1, 3, H, W) in [0, 1]; records its sha256, or refuses a file that changed since.
+    (Checked here, when the run is built, not in ``validate``: a recipe without its style still parses.)"""
+    if not recipe.style:
+        raise ConfigError("give the style image: genvision train style style=PAINTING.jpg --data folder:PHOTOS")
     path = Path(recipe.style).expanduser()
     if not path.is_file():
         raise ConfigError(f"style image {display_path(path)} not found")

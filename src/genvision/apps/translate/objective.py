@@ -61,6 +61,7 @@ class CycleObjectiveConfig:
 
 @dataclass
 class CycleGANRecipe:
+    arch = "cyclegan"  # the one architecture (a class attribute, not a recipe key): what `model` configures
     model: dict[str, Any] = field(default_factory=dict)  # CycleGANConfig fields (width, blocks, up, d_width, ...)
     objective: CycleObjectiveConfig = field(default_factory=CycleObjectiveConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -79,7 +80,7 @@ class CycleGANRecipe:
 
     def model_config(self, channels: int):
         pinned = {"channels": (channels, f"data.channels={channels}")}
-        return arch_section("cyclegan", self.model, "cyclegan", pinned)
+        return arch_section(self.arch, self.model, "cyclegan", pinned)
 
 
 def linear_decay(optimizer: torch.optim.Optimizer, *, total_steps: int, decay_start: float
