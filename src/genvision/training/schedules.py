@@ -12,6 +12,9 @@ import math
 
 import torch
 
+from ..config import check_range
+from ..errors import ConfigError
+
 SCHEDULES = ("cosine", "constant")
 
 
@@ -52,4 +55,13 @@ def config_schedules(optimizers: dict[str, torch.optim.Optimizer], config, total
             for name, optimizer in optimizers.items()}
 
 
-__all__ = ["SCHEDULES", "config_schedules", "lr_factor", "warmup_schedule"]
+def check_schedule(config, prefix: str = "objective") -> None:
+    """The range checks of an objective config's ``schedule``, ``warmup_steps`` and ``min_lr_ratio``
+    (what :func:`config_schedules` reads), with messages naming ``prefix.key``."""
+    if config.schedule not in SCHEDULES:
+        raise ConfigError(f"{prefix}.schedule must be one of {', '.join(SCHEDULES)}, got {config.schedule!r}")
+    check_range(f"{prefix}.warmup_steps", config.warmup_steps, 0)
+    check_range(f"{prefix}.min_lr_ratio", config.min_lr_ratio, 0.0, 1.0)
+
+
+__all__ = ["SCHEDULES", "check_schedule", "config_schedules", "lr_factor", "warmup_schedule"]

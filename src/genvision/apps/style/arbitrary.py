@@ -39,7 +39,7 @@ from ...ops.colour import saturation_tensor
 from ...registry import create_model
 from ...training.objective import DataInfo, Objective, StepContext, arch_section
 from ...training.optim import fast_optimizer, trainable
-from ...training.schedules import SCHEDULES, config_schedules
+from ...training.schedules import check_schedule, config_schedules
 from .backbones import attach_encoder
 
 ARCHS = ("adain",)
@@ -77,10 +77,7 @@ class AdaINObjectiveConfig:
     def validate(self) -> None:
         check_range("objective.style_weight", self.style_weight, 0.0, 1e6)
         check_optimizer("objective", self.lr, self.betas, self.weight_decay)
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"objective.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        check_range("objective.warmup_steps", self.warmup_steps, 0)
-        check_range("objective.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        check_schedule(self)
 
 
 @dataclass

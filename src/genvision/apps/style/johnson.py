@@ -30,7 +30,7 @@ from ...errors import ConfigError, display_path
 from ...registry import create_model
 from ...training.objective import DataInfo, Objective, StepContext, arch_section
 from ...training.optim import fast_optimizer, trainable
-from ...training.schedules import SCHEDULES, config_schedules
+from ...training.schedules import check_schedule, config_schedules
 from .backbones import LOSS_BACKBONES, loss_network
 from .losses import content_loss, gram_loss, gram_matrix, mean_grams, total_variation
 from .optimize import area_size, resize
@@ -73,10 +73,7 @@ class FastStyleObjectiveConfig:
             raise ConfigError("objective.style_layers and objective.content_layers need at least one layer each")
         check_range("objective.style_scale", self.style_scale, 0.05, 20.0)
         check_optimizer("objective", self.lr, self.betas, self.weight_decay)
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"objective.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        check_range("objective.warmup_steps", self.warmup_steps, 0)
-        check_range("objective.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        check_schedule(self)
 
 
 @dataclass
