@@ -18,7 +18,11 @@ inference speed against the peer, and the losses of their outputs relative to th
    of each output at ``--loss-size``, relative to those of ``stylize --method optimize`` on the same
    content and style (ratio > 1 = higher loss than the optimisation). AdaIN on the held-out painting.
 
-Time only on an otherwise idle machine (two OpenMP jobs on two cores slow each other far more than 2x).
+Phases: ``--phase johnson`` and ``--phase adain`` each only train (so the two can run side by side,
+``--train-threads 1`` each, one core apiece: their minutes are then CPU-minutes); ``--phase evaluate`` only
+measures, on the runs those left in ``--runs``; ``--phase all`` (the default) does the three in turn.
+Time the evaluation only on an otherwise idle machine (two OpenMP jobs on two cores slow each other far
+more than 2x).
 """
 
 from __future__ import annotations
@@ -166,38 +170,52 @@ def main(argv=None) -> None:
     parser.add_argument("--johnson-steps", type=int, default=4000)
     parser.add_argument("--adain-minutes", type=float, default=60.0)
     parser.add_argument("--adain-steps", type=int, default=4000)
+    parser.add_argument("--patch", type=int, default=256, help="training crop size (Johnson et al.: 256)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--style-scale", type=float, default=1.0,
+                        help="Johnson: the painting's area relative to a crop's, squared (objective.style_scale)")
+    parser.add_argument("--styles-resize", type=int, default=512, help="AdaIN: each painting's short side (styles.resize)")
+    parser.add_argument("--schedule", default=None, help="both nets' objective.schedule (constant suits a time budget)")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--loss-size", type=int, default=512)
     parser.add_argument("--optimize-steps", default="200")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="threads for the speed and loss measurements")
+    parser.add_argument("--train-threads", type=int, default=None, help="threads for training (default --threads)")
+    parser.add_argument("--phase", choices=("all", "johnson", "adain", "evaluate"), default="all")
     parser.add_argument("--runs", default="benchmarks/results/runs/style-fast")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and 2 steps; records nothing")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    train_threads = args.train_threads or args.threads
+    torch.set_num_threads(train_threads)
     data = Path(args.data_root)
     paintings, photos = data / "style-images" / "style", data / "style-images" / "content"
     style_path, held_path, content_path = paintings / args.style, paintings / args.hold_out, photos / args.content
     runs = Path(tempfile.mkdtemp()) if args.smoke else Path(args.runs)
-    patch, batch = (32, 2) if args.smoke else (256, 4)
+    patch, batch = (32, 2) if args.smoke else (args.patch, args.batch)
     j_steps, a_steps = (2, 2) if args.smoke else (args.johnson_steps, args.adain_steps)
     size, loss_size = (128, 64) if args.smoke else (args.size, args.loss_size)
     common = [f"data.name=folder:{data / 'sr-train'}", f"train.out_dir={runs}", "tensorboard=false",
               f"data.patch_size={patch}", f"batch_size={batch}", "sample_every=0"]
     if args.smoke:
         common.append("data.limit=4")
+    if args.schedule:
+        common.append(f"objective.schedule={args.schedule}")
 
-    started = time.perf_counter()
-    johnson = harness.train("style", progress=not args.smoke, overwrite=True, overrides=[
-        *common, f"style={style_path}", f"steps={j_steps}", f"max_minutes={args.minutes}", "train.name=johnson"])
-    j_minutes = (time.perf_counter() - started) / 60
-    started = time.perf_counter()
-    adain_run = harness.train("adain", progress=not args.smoke, overwrite=True, overrides=[
-        *common, f"style_data=folder:{paintings}", f"hold_out={held_path.name}", f"steps={a_steps}",
-        f"max_minutes={args.adain_minutes}", "train.name=adain", *(["styles.resize=64"] if args.smoke else [])])
-    a_minutes = (time.perf_counter() - started) / 60
+    if args.phase in ("all", "johnson"):
+        harness.train("style", progress=not args.smoke, overwrite=True, overrides=[
+            *common, f"style={style_path}", f"steps={j_steps}", f"max_minutes={args.minutes}", "train.name=johnson",
+            f"objective.style_scale={args.style_scale}"])
+    if args.phase in ("all", "adain"):
+        harness.train("adain", progress=not args.smoke, overwrite=True, overrides=[
+            *common, f"style_data=folder:{paintings}", f"hold_out={held_path.name}", f"steps={a_steps}",
+            f"max_minutes={args.adain_minutes}", "train.name=adain", f"styles.resize={64 if args.smoke else args.styles_resize}"])
+    if args.phase not in ("all", "evaluate"):
+        return
+    torch.set_num_threads(args.threads)
+    johnson_dir, adain_dir = runs / "johnson", runs / "adain"
 
-    j_model, a_model = load_style_model(str(johnson.run_dir)), load_style_model(str(adain_run.run_dir))
+    j_model, a_model = load_style_model(str(johnson_dir)), load_style_model(str(adain_dir))
     content_full = gio.load_image_tensor(content_path, channels=3)[None]  # (1, 3, H, W)
     square = resize(content_full, (size, size))  # the speed test's 1024x1024 input (aspect not kept: speed only)
     held = gio.load_image_tensor(held_path, channels=3)[None]
@@ -218,19 +236,22 @@ def main(argv=None) -> None:
     if args.smoke:
         print("smoke run: nothing recorded")
         return
-    j_steps_done, j_train_s = harness.run_summary(johnson.run_dir)
-    a_steps_done, a_train_s = harness.run_summary(adain_run.run_dir)
-    recipe = f"johnson width 32, {j_steps_done} steps x {batch} crops of {patch} px, VGG-19 Gram/content losses"
+    j_steps_done, j_train_s = harness.run_summary(johnson_dir)
+    a_steps_done, a_train_s = harness.run_summary(adain_dir)
+    recipe = (f"johnson width 32, {j_steps_done} steps x {batch} crops of {patch} px, style_scale {args.style_scale}, "
+              f"VGG-19 Gram/content losses")
     harness.record("style-fast", f"johnson {args.style} {size}px vs TransformerNet eager", recipe=recipe,
-                   wall_s=j_train_s, throughput={**j_speed, "train_minutes": j_train_s / 60, "threads": args.threads},
+                   wall_s=j_train_s, throughput={**j_speed, "train_minutes": j_train_s / 60,
+                                               "train_threads": train_threads, "threads": args.threads},
                    quality=j_quality, notes=f"target <= 1 s at 1024x1024 on 2 cores: "
                                             f"{'met' if j_speed['ours_s'] <= 1 else 'missed'}; losses at {loss_size} px")
     harness.record("style-fast", f"adain held-out {held_path.name} {size}px",
-                   recipe=f"adain VGG-19 encoder, {a_steps_done} steps x {batch}, hold_out={held_path.name}",
-                   wall_s=a_train_s, throughput={**a_speed, "train_minutes": a_train_s / 60, "threads": args.threads},
+                   recipe=f"adain VGG-19 encoder, {a_steps_done} steps x {batch} crops of {patch} px, "
+                          f"styles.resize={args.styles_resize}, hold_out={held_path.name}",
+                   wall_s=a_train_s, throughput={**a_speed, "train_minutes": a_train_s / 60,
+                                               "train_threads": train_threads, "threads": args.threads},
                    quality={**a_quality, **{f"seen_{k}": v for k, v in a_seen.items()}},
                    notes=f"losses at {loss_size} px relative to --method optimize ({steps} steps per scale)")
-    print(f"trained johnson {j_minutes:.1f} min, adain {a_minutes:.1f} min")
 
 
 if __name__ == "__main__":

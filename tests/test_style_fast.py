@@ -224,6 +224,24 @@ def test_the_adain_family_holds_out_a_style_and_resumes_exactly(folders):
         StyleImages(f"folder:{folders / 'paintings'}", hold_out="nope", resize=40, crop=32, flip=True, jitter=0.1)
 
 
+def test_train_flags_spell_the_recipe_keys(folders, capsys):
+    common = [f"train.out_dir={folders}", "data.patch_size=32", "batch_size=2", "tensorboard=false", "steps=1",
+              "sample_every=0", "--data", f"folder:{folders / 'photos'}"]
+    assert main(["train", "style", "--style", str(folders / "paintings" / "art1.png"), "train.name=j-flags",
+                 "objective.backbone=random", "model.width=4", "model.blocks=1", *common]) == 0
+    assert json.loads((folders / "j-flags" / "config.json").read_text())["style"].endswith("art1.png")
+    assert main(["train", "adain", "--style-data", f"folder:{folders / 'paintings'}", "--hold-out", "art1,art2",
+                 "train.name=a-flags", "styles.resize=40", "model.encoder=random", "model.widths=[4,6,8,8]",
+                 "model.blocks=[1,1,1,1]",
+                 *common]) == 0
+    saved = json.loads((folders / "a-flags" / "config.json").read_text())
+    assert saved["style_data"] == f"folder:{folders / 'paintings'}" and saved["hold_out"] == "art1,art2"
+    capsys.readouterr()
+    assert main(["train", "adain", "--style", str(folders / "paintings" / "art1.png"), *common]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "style" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
 def test_recipe_errors_name_their_key(folders):
     from genvision.config import load_recipe
     from genvision.workflows.train import get_family

@@ -35,6 +35,11 @@ def _data_overrides(data: str | None, data_root: str | None, device: str | None)
 @click.option("--data-root", type=click.Path(), help="Where dataset files live (default $GENVISION_DATA).")
 @click.option("--data-a", help="cyclegan: domain A, a dataset or folder:PATH (same as data_a.name=).")
 @click.option("--data-b", help="cyclegan: domain B, a dataset or folder:PATH (same as data_b.name=).")
+@click.option("--style", "style_image", type=click.Path(),
+              help="style (Johnson): the painting this network learns (same as style=).")
+@click.option("--style-data", help="adain: the paintings, folder:PATH (same as style_data=).")
+@click.option("--hold-out", help="adain: paintings left out for evaluation, names or stems, comma-separated "
+              "(same as hold_out=).")
 @click.option("--config", "config_file", type=click.Path(), help="YAML recipe; key=value arguments override it.")
 @click.option("--resume", type=click.Path(), help="Continue the run in this directory from its latest checkpoint.")
 @click.option("--device", help="auto (default), cpu, cuda, cuda:N or mps.")
@@ -45,15 +50,16 @@ def _data_overrides(data: str | None, data_root: str | None, device: str | None)
               help="srgan: the trained sr run or model to refine (same as init=).")
 @click.option("--overwrite", is_flag=True, help="Start over: replace an existing run directory of the same name.")
 @click.argument("overrides", nargs=-1)
-def train(family, data, data_root, data_a, data_b, config_file, resume, device, arch, scale, init_dir, overwrite,
-          overrides):
+def train(family, data, data_root, data_a, data_b, style_image, style_data, hold_out, config_file, resume, device,
+          arch, scale, init_dir, overwrite, overrides):
     """Train a model FAMILY (gan, classifier, vae, cvae, vqvae, dit, sr, srgan, ...) with key=value overrides.
 
     Ctrl-C or SIGTERM writes a checkpoint and exits with status 130 or 143, so a scheduler sees the
     interruption; --resume RUN_DIR continues it exactly.
     """
     # The flags are spellings of recipe keys, so a family without that key refuses them the same way.
-    flags = {"arch": arch, "scale": scale, "init": init_dir, "data_a.name": data_a, "data_b.name": data_b}
+    flags = {"arch": arch, "scale": scale, "init": init_dir, "data_a.name": data_a, "data_b.name": data_b,
+             "style": style_image, "style_data": style_data, "hold_out": hold_out}
     extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
     result = run_training(family, config_file=config_file, resume=resume, overwrite=overwrite,
                           overrides=_data_overrides(data, data_root, device) + extra + list(overrides))
