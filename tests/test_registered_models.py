@@ -17,6 +17,7 @@ from genvision.errors import InputShapeError
 from genvision.models.protocols import (
     Classifier,
     Denoiser,
+    Embedding,
     Generator,
     ImageToImage,
     Inpainter,
@@ -30,7 +31,7 @@ ENTRIES = list_models()
 PROTOCOLS = {"gan": (Generator,), "diffusion": (Generator,), "vae": (Generator, LatentCodec),
              "classifier": (Classifier,), "sr": (ImageToImage,), "denoise": (Denoiser,),
              "inpaint": (Inpainter,), "style": (Stylizer,),
-             "translate": (Translator,)}
+             "translate": (Translator,), "embed": (Embedding,)}
 
 
 def _build(entry, seed: int = 0):

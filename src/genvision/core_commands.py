@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from . import apps
 from .cli_params import CLASS, MAX_COUNT, SCALE, SEED, Count, FiniteFloat, overwrite_option
 from .data import list_datasets
 from .demo import run_demo
@@ -68,8 +69,24 @@ def train(family, data, data_root, data_a, data_b, style_image, style_data, hold
         raise click.exceptions.Exit(128 + signal.Signals[result.signal].value)
 
 
+# Flags of model evaluation that mean nothing for an index (refused rather than ignored with --index).
+_MODEL_ONLY = {"data": "--data", "num": "-n", "features": "--features", "fid_weights": "--fid-weights", "seed": "--seed",
+               "class_label": "--class", "scale": "--scale", "self_ensemble": "--self-ensemble", "sigma": "--sigma"}
+RETRIEVAL_EVALUATE = "genvision.apps.retrieval.evaluate"
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+
 @click.command()
-@click.option("--model", "model_dir", required=True, help="Model or run directory.")
+@click.option("--model", "model_dir", help="Model or run directory (required unless --index).")
+@click.option("--index", "index_path", type=click.Path(),
+              help="Retrieval: evaluate this image index (NAME.gvindex) with --queries instead of a model.")
+@click.option("--queries", help="Retrieval: labelled query images, mnist:test (a dataset[:split]) or folder:PATH "
+              "with class sub-folders; relevant = same label as the index item.")
+@click.option("-k", "k", default=10, show_default=True, type=Count(1, 10_000),
+              help="Retrieval: recall@k and precision@k at this k (mAP@R and precision@1 are always given).")
 @click.option("--data", help="Dataset to compare with (default: the one the model was trained on).")
 @click.option("--data-root", type=click.Path(), help="Where dataset files live.")
 @click.option("-n", "num", default=10_000, show_default=True, type=Count(0, MAX_COUNT),
@@ -89,11 +106,30 @@ def train(family, data, data_root, data_a, data_b, style_image, style_data, hold
 @click.option("-o", "--output", default="evaluation.json", show_default=True, type=click.Path(),
               help="JSON results (a confusion-matrix PNG is written beside it for classifiers).")
 @overwrite_option
-def evaluate(model_dir, data, data_root, num, features, fid_weights, batch_size, seed, class_label, scale,
-             self_ensemble, sigma, device, output, overwrite):
+@click.pass_context
+def evaluate(ctx, model_dir, index_path, queries, k, data, data_root, num, features, fid_weights, batch_size, seed,
+             class_label, scale, self_ensemble, sigma, device, output, overwrite):
     """Measure a model offline: FID/KID/precision-recall for generators, accuracy for classifiers,
     likelihoods for VAEs, PSNR/SSIM for super-resolution (the Set5/Set14 protocol) and denoising
-    (Gaussian noise of --sigma)."""
+    (Gaussian noise of --sigma); or an image index (--index with --queries): mAP@R, precision@1,
+    recall@k."""
+    if index_path is not None:
+        if model_dir is not None:
+            raise click.UsageError("give --model or --index, not both", ctx)
+        if queries is None:
+            raise click.UsageError("--index needs --queries (labelled images to search with)", ctx)
+        refused = [flag for name, flag in _MODEL_ONLY.items() if _given(ctx, name)]
+        if refused:
+            raise click.UsageError(f"{', '.join(refused)}: for model evaluation only, not with --index", ctx)
+        result = apps.resolve(f"{RETRIEVAL_EVALUATE}:evaluate_index")(
+            index_path, queries, k=k, data_root=data_root, batch_size=batch_size, device=device, output=output,
+            overwrite=overwrite, progress=True)
+        click.echo(apps.resolve(f"{RETRIEVAL_EVALUATE}:describe")(result))
+        return
+    if model_dir is None:
+        raise click.UsageError("Missing option '--model' (or --index with --queries).", ctx)
+    if queries is not None or _given(ctx, "k"):
+        raise click.UsageError("--queries and -k apply to --index evaluation", ctx)
     request = EvaluationRequest(model=model_dir, data=data, data_root=data_root, n=num, features=features,
                                 fid_weights=fid_weights, batch_size=batch_size, seed=seed, class_label=class_label,
                                 scale=scale, self_ensemble=self_ensemble, sigma=sigma, device=device, output=output,

@@ -30,6 +30,7 @@ APPS: list[str] = [
     "genvision.apps.edit",
     "genvision.apps.style",
     "genvision.apps.translate",
+    "genvision.apps.retrieval",
 ]
 
 

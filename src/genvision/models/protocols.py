@@ -124,5 +124,18 @@ class Translator(Protocol):
     def forward(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor: ...
 
 
-__all__ = ["Classifier", "Denoiser", "Generator", "ImageToImage", "Inpainter", "LatentCodec", "Stylizer",
-           "Translator"]
+@runtime_checkable
+class Embedding(Protocol):
+    """Images in [0, 1] (B, C, H, W) of any size -> L2-normalised vectors (B, dim) whose inner product is
+    their cosine similarity: the retrieval nets (EmbedNet, trained by ``genvision train simclr``)."""
+
+    config: Any
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+__all__ = ["Classifier", "Denoiser", "Embedding", "Generator", "ImageToImage", "Inpainter", "LatentCodec",
+           "Stylizer", "Translator"]

@@ -82,6 +82,20 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
+def init_resnet_weights(model: nn.Module) -> None:
+    """He init for convolutions, unit BatchNorm, and each residual branch's last BatchNorm at zero so every
+    block starts as the identity (Goyal et al. 2017): shared by the classifier and the embedding net."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if isinstance(m, BasicBlock):
+            nn.init.zeros_(m.bn2.weight)
+
+
 @register_model("resnet", kind="classifier", config_cls=ResNetConfig,
                 tiny={"image_size": 16, "width": 4, "blocks": [1, 1]})
 class ResNetClassifier(ImageClassifier, nn.Module):
@@ -105,18 +119,7 @@ class ResNetClassifier(ImageClassifier, nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(c_in, config.num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        for m in self.modules():
-            if isinstance(m, BasicBlock):
-                nn.init.zeros_(m.bn2.weight)  # each residual branch starts at zero
+        init_resnet_weights(self)
 
     def cam_layer(self) -> nn.Module:
         """The module whose output Grad-CAM explains: the last stage."""
@@ -136,4 +139,4 @@ class ResNetClassifier(ImageClassifier, nn.Module):
         return self.head(self.forward_features(x))
 
 
-__all__ = ["ResNetConfig", "ResNetClassifier", "BasicBlock"]
+__all__ = ["BasicBlock", "ResNetClassifier", "ResNetConfig", "init_resnet_weights"]
