@@ -41,3 +41,11 @@ def _no_network(monkeypatch):
         raise RuntimeError("tests must not use the network")
 
     monkeypatch.setattr(socket.socket, "connect", guard)
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """No genvision cache and no torch hub cache: no pretrained weights to load."""
+    monkeypatch.setenv("GENVISION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import pytest
 import torch
+from real_weights import photo, real
 
 from genvision import pretrained
 from genvision.apps.classify import photos
@@ -27,7 +28,6 @@ from genvision.metrics.samples import fixed_images_sampler, sample_metrics
 from genvision.pretrained.efficientnet import imagenet_labels
 from genvision.workflows.extractors import resolve_extractor
 
-DARKNET = Path("/usr/share/darknet/data")
 DOGS = range(151, 269)  # ImageNet's dog classes
 LITE0 = "efficientnet-lite0"
 
@@ -36,26 +36,6 @@ def run_cli(capsys, *argv):
     code = main([str(a) for a in argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def real(name: str):
-    if pretrained.cached(name) is None:
-        pytest.skip(f"real {name} weights are not in genvision's cache: run `genvision weights get {name}`")
-
-
-def photo(name: str) -> Path:
-    path = DARKNET / f"{name}.jpg"
-    if not path.is_file():
-        pytest.skip(f"{path} missing: `apt-get install darknet` ships the test photos")
-    return path
-
-
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    """No genvision cache and no torch hub cache: nothing to load."""
-    monkeypatch.setenv("GENVISION_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
 
 
 @pytest.fixture

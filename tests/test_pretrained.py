@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from real_weights import DARKNET, real
 from torch import nn
 
 from genvision import apps, atomic, cli, pretrained
@@ -43,7 +44,6 @@ from genvision.pretrained.inception import InceptionFID
 from genvision.pretrained.inception_map import conv_layer_map
 from genvision.pretrained.vgg import PretrainedVGG, conv_indices, vgg_trunk
 
-DARKNET = Path("/usr/share/darknet/data")
 NAME = "efficientnet-lite0"  # the entry the fabricated archives stand in for (its module is stubbed)
 MEMBER = "fake_weights/models/weights.pth"
 
@@ -488,13 +488,6 @@ def test_cli_get_list_and_verify(sandbox, weights_cli, capsys):
 
 
 # --- the real weights, where `genvision weights get NAME` has put them -----------------------
-
-
-def real(name: str):
-    resolved = pretrained.cached(name)
-    if resolved is None:
-        pytest.skip(f"real {name} weights are not in genvision's cache: run `genvision weights get {name}`")
-    return resolved
 
 
 def darknet_photos(names):

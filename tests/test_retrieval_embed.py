@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageEnhance
+from real_weights import photo, real
 from safetensors.torch import save_file
 
 from genvision import pretrained
@@ -30,7 +31,6 @@ from genvision.errors import CheckpointError, ConfigError, GenvisionError, Image
 from genvision.pretrained.efficientnet import EfficientNetLite0, center_crop_resize
 from genvision.registry import create_model
 
-DARKNET = Path("/usr/share/darknet/data")
 LITE0 = "efficientnet-lite0"
 
 
@@ -67,26 +67,6 @@ def saved(tmp_path: Path, name: str, config: dict, folder: str | None = None) ->
     torch.manual_seed(0)
     model = create_model(name, config).eval()
     return save_pretrained(model, tmp_path / (folder or name)), model
-
-
-def real(name: str):
-    if pretrained.cached(name) is None:
-        pytest.skip(f"real {name} weights are not in genvision's cache: run `genvision weights get {name}`")
-
-
-def photo(name: str) -> Path:
-    path = DARKNET / f"{name}.jpg"
-    if not path.is_file():
-        pytest.skip(f"{path} missing: `apt-get install darknet` ships the test photos")
-    return path
-
-
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    """No genvision cache and no torch hub cache: no pretrained weights to load."""
-    monkeypatch.setenv("GENVISION_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
 
 
 # --- hashes --------------------------------------------------------------------------------------
