@@ -30,7 +30,7 @@ from ..config import MAX_IMAGE_SIZE, check_range
 from ..errors import ConfigError
 from ..nn.checks import check_images
 from ..registry import register_model
-from .resnet import BasicBlock, init_resnet_weights
+from .resnet import init_resnet_weights, resnet_stages
 
 __all__ = ["EmbedNet", "EmbedNetConfig"]
 
@@ -82,14 +82,7 @@ class EmbedNet(nn.Module):
         w = config.width
         self.stem = nn.Sequential(nn.Conv2d(config.channels, w, 3, stride=config.stem_stride, padding=1, bias=False),
                                   nn.BatchNorm2d(w), nn.ReLU(inplace=True))
-        stages, c_in = [], w
-        for i, count in enumerate(config.blocks):
-            c_out = w * 2 ** i
-            layers = [BasicBlock(c_in, c_out, stride=1 if i == 0 else 2)]
-            layers += [BasicBlock(c_out, c_out) for _ in range(count - 1)]
-            stages.append(nn.Sequential(*layers))
-            c_in = c_out
-        self.stages = nn.Sequential(*stages)
+        self.stages, c_in = resnet_stages(w, config.blocks)
         self.feature_dim = c_in
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.projector = nn.Sequential(nn.Linear(c_in, config.proj_hidden), nn.ReLU(inplace=True),

@@ -82,6 +82,19 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
+def resnet_stages(width: int, blocks) -> tuple[nn.Sequential, int]:
+    """Stage i: ``blocks[i]`` basic blocks of ``width * 2**i`` channels, each stage after the first halving the
+    resolution; returns the stages and their output channels (shared by the classifier and the embedding net)."""
+    stages, c_in = [], width
+    for i, count in enumerate(blocks):
+        c_out = width * 2 ** i
+        layers = [BasicBlock(c_in, c_out, stride=1 if i == 0 else 2)]
+        layers += [BasicBlock(c_out, c_out) for _ in range(count - 1)]
+        stages.append(nn.Sequential(*layers))
+        c_in = c_out
+    return nn.Sequential(*stages), c_in
+
+
 def init_resnet_weights(model: nn.Module) -> None:
     """He init for convolutions, unit BatchNorm, and each residual branch's last BatchNorm at zero so every
     block starts as the identity (Goyal et al. 2017): shared by the classifier and the embedding net."""
@@ -107,14 +120,7 @@ class ResNetClassifier(ImageClassifier, nn.Module):
         w = config.width
         self.stem = nn.Sequential(nn.Conv2d(config.channels, w, 3, padding=1, bias=False), nn.BatchNorm2d(w),
                                   nn.ReLU(inplace=True))
-        stages, c_in = [], w
-        for i, count in enumerate(config.blocks):
-            c_out = w * 2 ** i
-            layers = [BasicBlock(c_in, c_out, stride=1 if i == 0 else 2)]
-            layers += [BasicBlock(c_out, c_out) for _ in range(count - 1)]
-            stages.append(nn.Sequential(*layers))
-            c_in = c_out
-        self.stages = nn.Sequential(*stages)
+        self.stages, c_in = resnet_stages(w, config.blocks)
         self.feature_dim = c_in
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(config.dropout)
@@ -139,4 +145,4 @@ class ResNetClassifier(ImageClassifier, nn.Module):
         return self.head(self.forward_features(x))
 
 
-__all__ = ["BasicBlock", "ResNetClassifier", "ResNetConfig", "init_resnet_weights"]
+__all__ = ["BasicBlock", "ResNetClassifier", "ResNetConfig", "init_resnet_weights", "resnet_stages"]
