@@ -129,21 +129,35 @@ def set_search_params(index, kind: str, params: dict) -> None:
         _inner(index).hnsw.efSearch = int(params["efSearch"])
 
 
+def _without_self(rows: np.ndarray, own: np.ndarray, k: int) -> list[set]:
+    """Each row of neighbour ids (Q, k + 1) without the query's own id (or, when a duplicate pushed it
+    out, without the last) -> Q sets of k ids."""
+    kept = []
+    for row, me in zip(rows.tolist(), own.tolist()):
+        if me in row:
+            row.remove(me)
+        kept.append(set(row[:k]))
+    return kept
+
+
 def _tune(index, kind: str, ids: np.ndarray, vectors: np.ndarray, binary: bool, dim: int, seed: int) -> dict:
-    """The smallest nprobe / efSearch that finds TARGET_RECALL of the exact top 10 for a sample of
-    the collection's own vectors (used as queries)."""
-    if kind not in ("ivf", "ivfpq", "hnsw") or len(vectors) == 0:
+    """The smallest nprobe / efSearch that finds TARGET_RECALL of the exact top 10 for a sample of the
+    collection's own vectors used as queries, each with itself left out of both rankings: a query
+    that is in the index finds itself at any setting, which would tune for recall the index does not
+    have on new queries (measured: HNSW tuned that way gave 0.92 on held-out queries at 1M)."""
+    if kind not in ("ivf", "ivfpq", "hnsw") or len(vectors) < 2:
         return {}
     rng = np.random.default_rng(seed + 1)
-    sample = vectors[rng.choice(len(vectors), min(TUNING_QUERIES, len(vectors)), replace=False)]
-    k = min(TUNING_K, len(vectors))
+    chosen_rows = rng.choice(len(vectors), min(TUNING_QUERIES, len(vectors)), replace=False)
+    sample, own = vectors[chosen_rows], np.asarray(ids)[chosen_rows]
+    k = min(TUNING_K, len(vectors) - 1)
     if binary:
         exact = faiss.IndexBinaryFlat(dim)  # 8 bytes a vector: a copy is cheap
         exact.add(vectors)
-        _, truth = exact.search(sample, k)  # (Q, k) positions in ``vectors``
+        _, truth = exact.search(sample, k + 1)  # (Q, k + 1) positions in ``vectors``
     else:  # brute force without copying the collection (1M x 128 floats is half a gigabyte)
-        _, truth = faiss.knn(sample, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)  # (Q, k) positions
-    truth_sets = [set(ids[row].tolist()) for row in truth]
+        _, truth = faiss.knn(sample, vectors, k + 1, metric=faiss.METRIC_INNER_PRODUCT)  # (Q, k + 1) positions
+    truth_sets = _without_self(np.asarray(ids)[truth], own, k)
     knob, values = ("efSearch", _EF_SEARCH) if kind == "hnsw" else ("nprobe", _NPROBES)
     limit = 1 << 30 if kind == "hnsw" else (index.nlist if binary else faiss.extract_index_ivf(index).nlist)
     chosen, recalls = None, []
@@ -152,13 +166,15 @@ def _tune(index, kind: str, ids: np.ndarray, vectors: np.ndarray, binary: bool, 
             break
         chosen = value
         set_search_params(index, kind, {knob: value})
-        _, found = index.search(sample, k)  # (Q, k) ids
-        hits = sum(len(truth_sets[q] & set(found[q].tolist())) for q in range(len(sample)))
+        _, found = index.search(sample, k + 1)  # (Q, k + 1) ids
+        found_sets = _without_self(found, own, k)
+        hits = sum(len(truth & got) for truth, got in zip(truth_sets, found_sets))
         recalls.append(hits / (len(sample) * k))
         if recalls[-1] >= TARGET_RECALL:
             break
-        if len(recalls) >= 3 and recalls[-1] - recalls[-3] < 0.005:
+        if kind == "ivfpq" and len(recalls) >= 3 and recalls[-1] - recalls[-3] < 0.005:
             break  # a plateau (PQ's quantisation error, not the probe count, limits recall): stop paying for probes
+        # (HNSW's recall also flattens as efSearch grows, but keeps climbing to the target: no plateau stop)
     params = {knob: int(chosen if chosen is not None else limit)}  # None: fewer lists than the smallest nprobe
     set_search_params(index, kind, params)
     return params
