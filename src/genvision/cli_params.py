@@ -86,6 +86,14 @@ def tiled_options(*, overlap: int):
     return decorate
 
 
+def backend_option(func):
+    """--backend of the commands that can run an exported .onnx file as well as a model directory."""
+    return click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto",
+                        show_default=True,
+                        help="Run --model in PyTorch or in onnxruntime (an .onnx file from genvision export); "
+                             "auto: onnxruntime for a .onnx file.")(func)
+
+
 def fail_fast_option(func):
     return click.option("--fail-fast", is_flag=True,
                         help="Folder input: stop at the first file that fails (default: report it, go on).")(func)

@@ -74,6 +74,13 @@ def channels_last_hazard(model: torch.nn.Module) -> str | None:
     return None
 
 
+def exporting() -> bool:
+    """True while torch.export traces a model (ONNX export): code that branches on tensor values or
+    sizes takes its traceable path then. False on a torch too old to export that way."""
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(is_exporting is not None and is_exporting())
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """Where a model's parameters (or, for a weightless model, its buffers) live; CPU if neither."""
     tensor = next(model.parameters(), None)

@@ -31,6 +31,7 @@ APPS: list[str] = [
     "genvision.apps.style",
     "genvision.apps.translate",
     "genvision.apps.retrieval",
+    "genvision.apps.deploy",
 ]
 
 

@@ -29,6 +29,7 @@ from ..config import check_range
 from ..errors import ConfigError
 from ..nn.checks import check_images
 from ..registry import register_model
+from ..runtime import exporting
 
 __all__ = ["DIRECTIONS", "CycleGAN", "CycleGANConfig", "CycleGenerators", "PatchCritic", "ResnetGenerator"]
 
@@ -103,9 +104,11 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         pad_h, pad_w = -h % _MULTIPLE, -w % _MULTIPLE
-        if pad_h or pad_w:
-            # reflection needs the pad smaller than the side; tiny images replicate their edge
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        traced = exporting()  # a traced graph cannot branch on sizes: it always pads
+        if traced or pad_h or pad_w:
+            # reflection needs the pad smaller than the side; tiny images replicate their edge (an exported
+            # graph reflects, so it needs sides of at least 4)
+            mode = "reflect" if traced or (pad_h < h and pad_w < w) else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)  # (B, C, H + pad_h, W + pad_w)
         return self.net(x)[..., :h, :w]  # (B, C, H, W)
 

@@ -23,7 +23,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from ..errors import ConfigError
 from ..nn.checks import check_vectors
 from ..registry import register_model
-from ..runtime import model_device
+from ..runtime import exporting, model_device
 
 # image size -> (side of the first feature map, number of stride-2 up/down-sampling blocks)
 _LAYOUT = {28: (7, 2), 32: (4, 3)}
@@ -203,7 +203,9 @@ class DCGAN(nn.Module):
             labels = torch.as_tensor(labels, device=z.device).long().reshape(-1)
             if labels.shape[0] != z.shape[0]:
                 raise ConfigError(f"got {labels.shape[0]} labels for {z.shape[0]} latents")
-            if labels.numel() and (labels.min() < 0 or labels.max() >= self.config.num_classes):
+            # a data-dependent check: skipped while torch.export traces (the graph cannot branch on values)
+            if not exporting() and labels.numel() and (
+                    labels.min() < 0 or labels.max() >= self.config.num_classes):
                 raise ConfigError(f"labels must lie in 0..{self.config.num_classes - 1}")
         elif labels is not None:
             raise ConfigError("this model is unconditional: do not pass labels")

@@ -17,8 +17,9 @@ import torch
 
 from ... import io as gio
 from ...checkpoints import load_pretrained
-from ...cli_params import Count, overwrite_option
+from ...cli_params import Count, backend_option, overwrite_option
 from ...errors import ConfigError, GenvisionError, display_path, reason
+from ...export.onnx_model import load_onnx_model, wants_onnx
 from ...io import load_image_tensor
 from ...outputs import JobFailedError, OutputGuard
 from ...pretrained.efficientnet import imagenet_labels
@@ -56,7 +57,9 @@ class ClassLabel(Count):
             self.fail(f"{value!r} is neither a class index nor an ImageNet label name.", param, ctx)
 
 
-def _load_classifier(model_dir: str):
+def _load_classifier(model_dir: str, backend: str = "torch"):
+    if wants_onnx(model_dir, backend):
+        return load_onnx_model(model_dir, kind=CLASSIFIER_KINDS)
     return load_pretrained(model_dir, kind=CLASSIFIER_KINDS)
 
 
@@ -115,15 +118,16 @@ def _top_k(entries, load: Callable[[Path], torch.Tensor], probabilities: Callabl
 @click.option("--top-k", default=5, show_default=True, type=Count(1, 100_000),
               help="Classes to show per image (at most the model's number of classes are shown).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def classify(model_dir, images, top_k, as_json):
+@backend_option
+def classify(model_dir, images, top_k, as_json, backend):
     """Print the top-k classes (with probabilities) of each image (files, or folders of images)."""
     entries = _inputs(images)
-    if names_backbone(model_dir):
+    if names_backbone(model_dir) and backend != "onnxruntime":
         net = load_photo_classifier(model_dir)
         results, failed = _top_k(entries, lambda p: load_photo(net, p), lambda x: photo_probabilities(net, x),
                                  list(net.labels), top_k)
     else:
-        model = _load_classifier(model_dir)
+        model = _load_classifier(model_dir, backend)
         cfg = model.config
         # Each file is converted to the model's input on its own (sizes may differ), then batched.
         results, failed = _top_k(entries, lambda p: prepare(model, _load_image(p, cfg.channels)[None])[0],

@@ -9,13 +9,16 @@ import torch
 
 from ... import io as gio
 from ...checkpoints import load_with_card
-from ...cli_params import CLASS, MAX_COUNT, NROW, SEED, Count, FiniteFloat, overwrite_option
+from ...cli_params import CLASS, MAX_COUNT, NROW, SEED, Count, FiniteFloat, backend_option, overwrite_option
+from ...export.onnx_model import load_onnx_model, wants_onnx
 from ...outputs import NumberedNames, OutputGuard, run_job
 from ...sampling import check_generator, image_shape, interpolate_images, iter_generate
 from ...sampling import interpolate as interpolate_seeds
 
 
-def _load_generator(model_dir: str, use_ema: bool):
+def _load_generator(model_dir: str, use_ema: bool, backend: str = "torch"):
+    if wants_onnx(model_dir, backend):
+        return check_generator(load_onnx_model(model_dir, kind="gan"))
     model, _ = load_with_card(model_dir, use_ema=use_ema)
     return check_generator(model)
 
@@ -38,12 +41,13 @@ def _load_generator(model_dir: str, use_ema: bool):
 @click.option("--sampler", help="ODE sampler: euler, heun or midpoint (diffusion models).")
 @click.option("--temperature", type=FiniteFloat(0.0, 100.0, min_open=True),
               help="Scale of the prior latents, > 0; < 1 for cleaner samples (VAEs).")
+@backend_option
 @overwrite_option
 def generate(model_dir, num, seed, class_label, output, nrow, batch_size, no_ema, steps, cfg, sampler, temperature,
-             overwrite):
+             backend, overwrite):
     """Sample images from a trained generator."""
-    guard = OutputGuard(overwrite=overwrite).add_model(model_dir)
-    model = _load_generator(model_dir, use_ema=not no_ema)
+    guard = OutputGuard(overwrite=overwrite).add_model(model_dir).add_inputs(model_dir)  # a dir, or an .onnx file
+    model = _load_generator(model_dir, use_ema=not no_ema, backend=backend)
     options = {"steps": steps, "cfg": cfg, "sampler": sampler, "temperature": temperature}
     sampling = {k: v for k, v in options.items() if v is not None}
     meta = {"model": str(model_dir), "seed": seed, "n": num, "class": class_label, **sampling}

@@ -1,0 +1,15 @@
+"""Deployment: ``genvision export`` writes a model's inference path as ONNX, checked against PyTorch on
+the spot (the graphs and the check live a layer down, in :mod:`genvision.export`, so the commands that
+can run an exported file share them).
+
+- :mod:`.commands`: ``genvision export``.
+"""
+
+from .. import App, CommandRef
+
+APP = App(
+    name="deploy",
+    summary="deployment: export any model's inference path to ONNX, checked against PyTorch",
+    commands=(CommandRef("export", "genvision.apps.deploy.commands:export",
+                         "Export a model to ONNX (each graph checked against PyTorch; config in its metadata)."),),
+)
