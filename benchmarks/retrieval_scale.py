@@ -100,7 +100,9 @@ def run_kind(kind: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndar
              f"10M extrapolated linearly from n/4 ({quarter_s:.1f} s) and n; peak RSS is the process's so far; "
              f"target recall>={TARGET_RECALL} at >={TARGET_QPS:.0f} q/s within {TARGET_OVERHEAD:g}x raw: "
              f"{'met' if met else 'MISSED'}")
-    path = record("retrieval-scale", f"scale-{len(vectors)}-{kind}", recipe=f"{len(vectors)} clustered {DIM}-d vectors, "
+    clusters = "" if args.points_per_centre == 250 else f"-{args.points_per_centre}per-cluster"
+    path = record("retrieval-scale", f"scale-{len(vectors)}{clusters}-{kind}", recipe=f"{len(vectors)} {DIM}-d vectors "
+                  f"in clusters of ~{args.points_per_centre}, "
                   f"index type {kind}", wall_s=build_s, throughput=throughput, quality=quality, notes=notes)
     print(kind, quality, {k: round(v, 1) for k, v in throughput.items()}, "->", path)
     if args.smoke:
@@ -115,13 +117,16 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["flat", "ivf", "hnsw", "ivfpq"])
     parser.add_argument("--threads", type=int, default=2, help="faiss OpenMP threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--points-per-centre", type=int, default=250,
+                        help="cluster size: 250 gives 4,000 clusters for 1M (about one per IVF list, the easy case); "
+                             "10 gives 100,000 small clusters, so a query's neighbours span many lists")
     parser.add_argument("--smoke", action="store_true", help="10,000 vectors, 100 queries, flat/ivf/hnsw")
     args = parser.parse_args()
     if args.smoke:
         args.n, args.queries, args.single, args.kinds = 10_000, 100, 50, ["flat", "ivf", "hnsw"]
     faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    centres = rng.standard_normal((max(10, args.n // 250), DIM), dtype=np.float32)  # 4,000 for 1M
+    centres = rng.standard_normal((max(10, args.n // args.points_per_centre), DIM), dtype=np.float32)  # 4,000 for 1M
     vectors, queries = clustered(args.n, centres, rng), clustered(args.queries, centres, rng)
     exact = faiss.IndexFlatIP(DIM)
     exact.add(vectors)

@@ -11,6 +11,12 @@ is removed from its own ranking and from its R (leave-one-out), so querying an i
 images is a fair evaluation. Queries are embedded and searched ``batch_size`` at a time; the ranked
 list is cut at :data:`MAX_RANKS`, and mAP@R of a query with a larger R is then a lower bound (the
 result says how many).
+
+The rankings come from an exact search over the vectors the index stores, whatever its faiss type:
+mAP@R needs R-deep rankings (6,000 for an MNIST class), and an approximate index tuned for the top 10
+(an IVF with a few probes) returns far fewer candidates, which would score the search settings rather
+than the embedding (measured: mAP@R 0.12 through a 60,000-digit IVF index against 0.98 exact, for the
+same embedding). How close the approximate top-k is to the exact one is the scale benchmark's question.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import faiss
 import numpy as np
 from tqdm import tqdm
 
@@ -69,6 +76,23 @@ def _database_labels(index: Index) -> tuple[np.ndarray, np.ndarray, dict[str, in
     return ids, labels, {name: item for item, name in names.items()}
 
 
+def exact_search(index: Index):
+    """search(vectors (B, width), k) -> ids (B, k): brute force over every stored vector (float:
+    inner product = cosine; hashes: Hamming), the same order an exact (flat) index gives."""
+    ids, vectors = index.all_vectors()  # (N,), (N, width)
+    if index.binary:
+        exact = faiss.IndexBinaryFlat(index.dim)
+    else:
+        exact = faiss.IndexFlatIP(index.dim)
+    exact.add(np.ascontiguousarray(vectors))
+
+    def search(queries: np.ndarray, k: int) -> np.ndarray:
+        _, rows = exact.search(queries, min(k, len(ids)))  # (B, k) positions in ``ids``
+        return np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
+
+    return search
+
+
 def _rank_queries(index: Index, queries: _Queries, chosen: list[int], *, ranks: int, k: int, codes: np.ndarray,
                   query_codes: np.ndarray, own_ids: np.ndarray, num_relevant: np.ndarray, batch_size: int,
                   progress: bool):
@@ -76,6 +100,7 @@ def _rank_queries(index: Index, queries: _Queries, chosen: list[int], *, ranks: 
 
     ``codes``: the label code of every id (-1: none); ``query_codes`` (Q,) the queries' label codes."""
     relevant_k = np.zeros((len(chosen), k), dtype=bool)
+    search = exact_search(index)
     average_precisions = np.full(len(chosen), np.nan)
     loaded = np.zeros(len(chosen), dtype=bool)
     failed: list[tuple[str, str]] = []
@@ -91,7 +116,7 @@ def _rank_queries(index: Index, queries: _Queries, chosen: list[int], *, ranks: 
             bar.update(min(batch_size, len(chosen) - start))
             if not batch:
                 continue
-            _, ids = index.search_vectors(index.embed_query(images), ranks + 1)  # (B, ranks + 1)
+            ids = search(index.embed_query(images), ranks + 1)  # (B, ranks + 1)
             hits = np.zeros((len(batch), ranks), dtype=bool)  # (B, ranks): missing ranks count as misses
             for slot, row in enumerate(batch):
                 found = ids[slot][(ids[slot] >= 0) & (ids[slot] != own_ids[row])][:ranks]  # leave-one-out
@@ -156,7 +181,7 @@ def _result(index_path, source, spec, count, k, relevant_k, average_precisions, 
                f"precision_at_{shown_k}": float(relevant_k.mean()),
                "queries": int(loaded.sum()), "database": int(count), "queries_per_s": float(loaded.sum() / seconds)}
     notes = [(f"relevant = same 'label'; recall@k = fraction of queries with a relevant item in the first k; "
-              f"embedding {spec}")]
+              f"embedding {spec}; ranked by exact search over the stored vectors")]
     if shown_k < k:
         notes.append(f"k={k} is more than the {shown_k} items ranked; scores are at k={shown_k}")
     if (num_relevant == 0).any():
