@@ -50,6 +50,10 @@ class OnnxModel(nn.Module):
             feeds[name] = array.astype(np.int64) if array.dtype.kind in "iu" else array.astype(np.float32)
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """One image batch in, the graph's output back on the batch's device."""
+        return self.run(images).to(images.device)
+
 
 class OnnxUpscaler(OnnxModel):
     """The ImageToImage protocol: (B, C, h, w) in [0, 1] -> (B, C, scale h, scale w)."""
@@ -58,9 +62,6 @@ class OnnxUpscaler(OnnxModel):
     def scale(self) -> int:
         return int(self.config.scale)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.run(images).to(images.device)
-
 
 class OnnxClassifier(OnnxModel):
     """The Classifier protocol's logits; the penultimate features are not part of the exported graph."""
@@ -68,9 +69,6 @@ class OnnxClassifier(OnnxModel):
     @property
     def num_classes(self) -> int:
         return int(self.config.num_classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.run(images).to(images.device)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"{display_path(self.path)} holds the logits only; features (Grad-CAM, FID) need the "
