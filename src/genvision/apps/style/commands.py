@@ -30,6 +30,7 @@ from .settings import (
     MAX_SCALES,
     MAX_SIDE,
     OPTIMIZERS,
+    StyleSettings,
     parse_steps,
     parse_style_weights,
     settings_from,
@@ -80,7 +81,7 @@ def output_path(content: str, output: str) -> Path:
 @click.option("--lr", type=FiniteFloat(min=0, min_open=True, max=100),
               help="Step size [default: 1 for lbfgs, 0.02 for adam].")
 @click.option("--content-weight", type=FiniteFloat(min=0), default=1.0, show_default=True)
-@click.option("--style-weight", type=FiniteFloat(min=0), default=1e3, show_default=True)
+@click.option("--style-weight", type=FiniteFloat(min=0), default=StyleSettings.style_weight, show_default=True)
 @click.option("--tv-weight", type=FiniteFloat(min=0), default=0.0, show_default=True,
               help="Total variation (smoothness) weight on [0, 1] pixels; compare with the losses the progress "
                    "bar shows (about 1e7 at the default weights).")
