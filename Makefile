@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e .
+	# CompressAI (the learned codec's entropy coder) pins numpy<2 in its metadata but the parts genvision
+	# loads run on numpy 2 (tests/test_codec.py checks the bitstream round trip): installed without deps.
+	$(PY) -m pip install -q --no-deps compressai==1.2.8
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed

@@ -19,6 +19,7 @@ from genvision.models.protocols import (
     Denoiser,
     Embedding,
     Generator,
+    ImageCodec,
     ImageToImage,
     Inpainter,
     LatentCodec,
@@ -31,7 +32,7 @@ ENTRIES = list_models()
 PROTOCOLS = {"gan": (Generator,), "diffusion": (Generator,), "vae": (Generator, LatentCodec),
              "classifier": (Classifier,), "sr": (ImageToImage,), "denoise": (Denoiser,),
              "inpaint": (Inpainter,), "style": (Stylizer,),
-             "translate": (Translator,), "embed": (Embedding,)}
+             "translate": (Translator,), "embed": (Embedding,), "codec": (ImageCodec,)}
 
 
 def _build(entry, seed: int = 0):

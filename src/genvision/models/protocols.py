@@ -137,5 +137,22 @@ class Embedding(Protocol):
     def embed(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
-__all__ = ["Classifier", "Denoiser", "Embedding", "Generator", "ImageToImage", "Inpainter", "LatentCodec",
-           "Stylizer", "Translator"]
+@runtime_checkable
+class ImageCodec(Protocol):
+    """Compresses images in [0, 1] (B, C, H, W) of any size to byte strings and back (learned codecs):
+    ``decompress(compress(x))`` equals ``reconstruct(x)``, bit for bit on the same machine."""
+
+    config: Any
+
+    def compress(self, images: torch.Tensor) -> Any:
+        """The coded images (:class:`genvision.models.codec.CodedImages`)."""
+
+    def decompress(self, coded: Any) -> torch.Tensor:
+        """Images in [0, 1] of the original size."""
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """What a round trip through the bitstream gives, without writing it."""
+
+
+__all__ = ["Classifier", "Denoiser", "Embedding", "Generator", "ImageCodec", "ImageToImage", "Inpainter",
+           "LatentCodec", "Stylizer", "Translator"]
