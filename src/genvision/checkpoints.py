@@ -66,15 +66,17 @@ def model_card(model: nn.Module, extra: dict[str, Any] | None = None) -> dict[st
 
 
 def save_pretrained(model: nn.Module, directory: str | Path, *, ema_state: dict[str, torch.Tensor] | None = None,
-                    extra: dict[str, Any] | None = None, trainer_state: dict[str, Any] | None = None) -> Path:
-    """Write a model directory atomically and return its path."""
+                    extra: dict[str, Any] | None = None, trainer_state: dict[str, Any] | None = None,
+                    state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write a model directory atomically and return its path; ``state`` (the model's tensors in another
+    dtype, e.g. fp16 for shipping) is written instead of ``model.state_dict()``."""
     if not hasattr(model, "registry_name"):
         raise CheckpointError(f"{type(model).__name__} is not a registered genvision model")
     target = Path(directory)
     tmp = atomic.staging_dir(target)
     try:
         (tmp / CONFIG_FILE).write_text(json.dumps(model_card(model, extra), indent=2))
-        _save_tensors(model.state_dict(), tmp / WEIGHTS_FILE)
+        _save_tensors(model.state_dict() if state is None else state, tmp / WEIGHTS_FILE)
         if ema_state is not None:
             _save_tensors(ema_state, tmp / EMA_FILE)
         if trainer_state is not None:

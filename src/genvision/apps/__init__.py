@@ -32,6 +32,7 @@ APPS: list[str] = [
     "genvision.apps.translate",
     "genvision.apps.retrieval",
     "genvision.apps.deploy",
+    "genvision.apps.codec",
 ]
 
 
@@ -63,6 +64,9 @@ class App:
     families: tuple[FamilyRef, ...] = ()
     # model kind -> "module:function(model, card, request) -> Evaluation"
     evaluators: dict[str, str] = field(default_factory=dict)
+    # model kind -> "module:function(model, card, data, data_root, limit) -> list of input tuples": real
+    # inputs of the model's inference graph, for calibrating int8 quantization (genvision quantize)
+    calibrators: dict[str, str] = field(default_factory=dict)
     commands: tuple[CommandRef, ...] = ()
 
 
@@ -107,9 +111,18 @@ def evaluator(kind: str):
     return resolve(targets[kind])
 
 
+def calibrator(kind: str):
+    """The function giving calibration inputs for models of ``kind``."""
+    targets = {k: target for app in applications() for k, target in app.calibrators.items()}
+    if kind not in targets:
+        raise ConfigError(f"int8 calibration is not available for {kind} models yet (available: "
+                          f"{', '.join(sorted(targets))})")
+    return resolve(targets[kind])
+
+
 def commands() -> dict[str, CommandRef]:
     return {ref.name: ref for app in applications() for ref in app.commands}
 
 
-__all__ = ["APPS", "App", "CommandRef", "FamilyRef", "applications", "commands", "evaluator", "families", "family",
-           "resolve"]
+__all__ = ["APPS", "App", "CommandRef", "FamilyRef", "applications", "calibrator", "commands", "evaluator", "families",
+           "family", "resolve"]

@@ -9,6 +9,7 @@ APP = App(
     summary="recognition: CNN / ResNet / ViT classifiers with explanations",
     families=(FamilyRef("classifier", "genvision.apps.classify.objective"),),
     evaluators={"classifier": "genvision.apps.classify.evaluate:evaluate_classifier_model"},
+    calibrators={"classifier": "genvision.apps.classify.evaluate:calibration_inputs"},
     commands=(
         CommandRef("classify", "genvision.apps.classify.commands:classify",
                    "Print the top-k classes (with probabilities) of each image (ImageNet labels with "

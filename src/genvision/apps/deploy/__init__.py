@@ -2,7 +2,8 @@
 the spot (the graphs and the check live a layer down, in :mod:`genvision.export`, so the commands that
 can run an exported file share them).
 
-- :mod:`.commands`: ``genvision export``.
+- :mod:`.commands`: ``genvision export`` and ``genvision quantize``;
+- :mod:`.quantize`: quantizing and the report (size, latency, quality in the kind's own metric).
 """
 
 from .. import App, CommandRef
@@ -11,5 +12,7 @@ APP = App(
     name="deploy",
     summary="deployment: export any model's inference path to ONNX, checked against PyTorch",
     commands=(CommandRef("export", "genvision.apps.deploy.commands:export",
-                         "Export a model to ONNX (each graph checked against PyTorch; config in its metadata)."),),
+                         "Export a model to ONNX (each graph checked against PyTorch; config in its metadata)."),
+              CommandRef("quantize", "genvision.apps.deploy.commands:quantize",
+                         "Quantize a model (int8 ONNX or fp16/bf16 weights) with a size/speed/quality report.")),
 )

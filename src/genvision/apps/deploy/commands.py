@@ -1,4 +1,5 @@
-"""``genvision export``: a trained model to ONNX files that run without genvision or PyTorch."""
+"""``genvision export``: a trained model to ONNX files that run without genvision or PyTorch; ``genvision
+quantize``: a smaller one, with the report of what it cost (:mod:`.quantize`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from pathlib import Path
 import click
 
 from ...checkpoints import load_with_card
-from ...cli_params import overwrite_option
+from ...cli_params import Count, overwrite_option
+from ...errors import ConfigError
 from ...export import export_onnx, output_paths
-from ...outputs import OutputGuard, sidecar_of, write_json
+from ...export.quantize import INT8_METHODS, METHODS
+from ...outputs import OutputExistsError, OutputGuard, sidecar_of, write_json
+from .quantize import QuantizeJob, run_quantize
 
 
 @click.command()
@@ -42,3 +46,50 @@ def export(model_dir, fmt, output, no_ema, overwrite):
     for report in reports:
         click.echo(f"wrote {report.path} ({report.graph}: {report.bytes / 2**20:.2f} MiB, max abs error "
                    f"{report.max_abs_error:.2g} against PyTorch at {report.checked_shapes})")
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, help="Model or run directory (super-resolution or classifier).")
+@click.option("--method", type=click.Choice(METHODS), default="static", show_default=True,
+              help="static: int8 with calibration (conv nets); dynamic: int8 weights, activation ranges per input "
+                   "(linear-heavy nets); fp16 / bf16: half-width weight storage.")
+@click.option("--calibrate", help="static: data whose inputs set the activation ranges (SR: folder:HR_IMAGES or "
+                                  "sr:Set14; classifiers: a dataset name) [default: the model's training data].")
+@click.option("--calibration-images", type=Count(1, 100_000), default=64, show_default=True,
+              help="How many calibration images.")
+@click.option("--evaluate", "evaluation_data",
+              help="Data for the quality comparison [default: sr:Set5 for SR, the test split for classifiers].")
+@click.option("--data-root", help="Where named datasets live (default $GENVISION_DATA).")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="int8: the .onnx file; fp16 / bf16: a model directory. OUTPUT.json gets the report.")
+@overwrite_option
+def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, data_root, output, overwrite):
+    """Quantize a model and report size, latency and quality against the original.
+
+    int8 files run in onnxruntime (genvision upscale / classify --model OUT.onnx); half-width model
+    directories load wherever a model directory does.
+    """
+    output = Path(output)
+    int8 = method in INT8_METHODS
+    if int8 and output.suffix.lower() != ".onnx":
+        raise ConfigError(f"--method {method} writes an ONNX file: give -o NAME.onnx (got {output})")
+    guard = OutputGuard(overwrite=overwrite).add_model(model_dir)
+    if int8:
+        guard.claim(output)
+    else:
+        guard.claim_folder(output)
+        if output.exists() and any(output.iterdir()) and not overwrite:
+            raise OutputExistsError(f"{output} already exists and is not empty; pass --overwrite to replace it")
+    report_path = guard.claim(sidecar_of(output))
+    report = run_quantize(QuantizeJob(model_dir, method, output, calibrate, calibration_images, evaluation_data,
+                                      data_root))
+    write_json(report_path, report)
+    quality = report["quality"]
+    metric = quality["metric"]
+    line = (f"wrote {output}: {report['size_ratio']:.2f}x smaller; {metric} {quality['original'][metric]:.4f} -> "
+            f"{quality['quantized'][metric]:.4f} ({quality['delta']:+.4f})")
+    if "speedup_vs_eager" in report:
+        line += (f"; {report['speedup_vs_eager']:.2f}x PyTorch eager, {report['speedup_vs_onnxruntime_fp32']:.2f}x "
+                 f"onnxruntime fp32 on {report['latency_input']}")
+    click.echo(line)
+    click.echo(f"report: {report_path}")

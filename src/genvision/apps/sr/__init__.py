@@ -16,6 +16,7 @@ APP = App(
     families=(FamilyRef("sr", "genvision.apps.sr.objective"),
               FamilyRef("srgan", "genvision.apps.sr.adversarial")),
     evaluators={"sr": "genvision.apps.sr.evaluate:evaluate_sr_model"},
+    calibrators={"sr": "genvision.apps.sr.evaluate:calibration_inputs"},
     commands=(CommandRef("upscale", "genvision.apps.sr.commands:upscale",
                          "Upscale an image or a folder of images with a super-resolution model."),),
 )

@@ -151,6 +151,23 @@ def evaluate_upscaler(upscaler: Upscaler, data: str, *, scale: int, data_root: s
     return result
 
 
+def calibration_inputs(model, card: dict, data: str | None, data_root: str | None, limit: int) -> list[tuple]:
+    """LR inputs for int8 calibration (genvision quantize): the first ``limit`` HR images of ``data``
+    (default: the model's training folder) made LR by the protocol, each a (1, C, h, w) tensor in [0, 1]."""
+    data = data or (card.get("run", {}).get("recipe", {}).get("data", {}) or {}).get("name")
+    if not data:
+        raise ConfigError("this model does not record its training images: pass --calibrate folder:HR_IMAGES")
+    _, folder = resolve_hr_folder(data, data_root)
+    files = list_hr_images(folder)[:limit]
+    channels = model.config.channels
+    samples = []
+    for path in files:
+        _, lr8 = make_lr(load_hr(path), model.scale)  # (C, h, w) uint8
+        lr = lr8.float().div(255.0)[None]  # (1, C, h, w)
+        samples.append((lr.expand(-1, channels, -1, -1) if lr.shape[1] != channels else lr,))
+    return samples
+
+
 def _model_upscaler(model, tile: int | None) -> Upscaler:
     return lambda lr: upscale_tensor(model, lr[0], tile=tile)[None]
 
@@ -197,5 +214,5 @@ class SREvaluation(Evaluation):
         return "\n".join(lines)
 
 
-__all__ = ["PUBLISHED_BICUBIC", "resolve_hr_folder", "list_hr_images", "load_hr", "evaluate_upscaler", "sharpness",
+__all__ = ["PUBLISHED_BICUBIC", "calibration_inputs", "resolve_hr_folder", "list_hr_images", "load_hr", "evaluate_upscaler", "sharpness",
            "evaluate_sr_model", "bicubic_upscaler", "SREvaluation"]

@@ -1,0 +1,125 @@
+"""``genvision quantize``: a smaller model and the report that says what it cost.
+
+int8 (``static``, ``dynamic``) writes an ``.onnx`` file that ``upscale`` / ``classify`` run with
+``--backend onnxruntime``; ``fp16`` / ``bf16`` write a model directory with half-width weights that
+every command loads. Either way OUTPUT.json holds the report: sizes, latencies measured in this run on
+the same real input (PyTorch eager fp32, ONNX Runtime fp32, the quantized model), and the quality of the
+original and the quantized model in the kind's own metric (Y-PSNR for super-resolution, accuracy for
+classifiers), measured by the kind's evaluator.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ...apps import calibrator, evaluator
+from ...checkpoints import WEIGHTS_FILE, load_pretrained, load_with_card, resolve_model_dir, save_pretrained
+from ...errors import ConfigError
+from ...evaluation import EvaluationRequest
+from ...export import export_onnx
+from ...export.onnx_model import load_onnx_model
+from ...export.quantize import (
+    INT8_METHODS,
+    half_width_state,
+    median_latency,
+    onnx_runner,
+    quantize_onnx,
+)
+
+QUALITY_METRIC = {"sr": "psnr", "classifier": "accuracy"}  # the number each kind's evaluator reports first
+LATENCY_REPEATS = 10
+
+
+@dataclass
+class QuantizeJob:
+    model_dir: str
+    method: str
+    output: Path
+    calibrate: str | None = None  # calibration data (static); default: the model's training data
+    calibration_images: int = 64
+    evaluate: str | None = None  # quality data; default: the kind evaluator's
+    data_root: str | None = None
+    report: dict = field(default_factory=dict)
+
+
+def _quality(kind: str, model, card: dict, job: QuantizeJob) -> dict:
+    request = EvaluationRequest(model=job.model_dir, data=job.evaluate, data_root=job.data_root, progress=False)
+    started = time.perf_counter()
+    metrics = evaluator(kind)(model, card, request).metrics
+    value = metrics[QUALITY_METRIC[kind]]
+    return {QUALITY_METRIC[kind]: value, "data": request.data or "default", "seconds": time.perf_counter() - started}
+
+
+def _latency_input(kind: str, model, card: dict, job: QuantizeJob, calibration: list[tuple]) -> tuple:
+    """One real input for the latency comparison (the first calibration sample, else the model's own example)."""
+    if calibration:
+        return calibration[0]
+    try:
+        return calibrator(kind)(model, card, job.calibrate, job.data_root, 1)[0]
+    except ConfigError:
+        return tuple(model.example_inputs(1))
+
+
+def run_quantize(job: QuantizeJob) -> dict:
+    """Quantize, measure, and return the report (the caller writes it)."""
+    model, card = load_with_card(job.model_dir)
+    kind = model.model_kind
+    if kind not in QUALITY_METRIC:
+        raise ConfigError(f"genvision quantize handles {', '.join(QUALITY_METRIC)} models today; "
+                          f"{job.model_dir} is a {kind} model")
+    model = model.to("cpu").float().eval()
+    threads = torch.get_num_threads()
+    report = {"model": card["model"], "kind": kind, "source": job.model_dir, "method": job.method,
+              "threads": threads, "output": str(job.output)}
+    fp32_bytes = (resolve_model_dir(job.model_dir) / WEIGHTS_FILE).stat().st_size
+    quality_before = _quality(kind, model, card, job)
+    with tempfile.TemporaryDirectory(prefix="gv-quantize-") as scratch:
+        if job.method in INT8_METHODS:
+            fp32_onnx = Path(scratch) / "fp32.onnx"
+            reports = export_onnx(model, fp32_onnx)
+            if len(reports) != 1:
+                raise ConfigError(f"{card['model']} exports {len(reports)} graphs; int8 quantization takes "
+                                  "single-graph models")
+            calibration = []
+            if job.method == "static":
+                calibration = calibrator(kind)(model, card, job.calibrate, job.data_root, job.calibration_images)
+            quantize_onnx(fp32_onnx, job.output, job.method, calibration)
+            inputs = _latency_input(kind, model, card, job, calibration)
+            with torch.inference_mode():
+                eager = median_latency(lambda: model(*inputs), LATENCY_REPEATS)
+            ort_fp32 = median_latency(onnx_runner(fp32_onnx, inputs, threads), LATENCY_REPEATS)
+            int8 = median_latency(onnx_runner(job.output, inputs, threads), LATENCY_REPEATS)
+            quantized = load_onnx_model(job.output, kind=kind, threads=threads)
+            report.update(calibration_inputs=len(calibration), calibration_data=job.calibrate or "training data",
+                          latency_input=[list(t.shape) for t in inputs],
+                          bytes={"safetensors_fp32": fp32_bytes, "onnx_fp32": fp32_onnx.stat().st_size,
+                                 "quantized": job.output.stat().st_size},
+                          latency_s={"torch_eager_fp32": eager, "onnxruntime_fp32": ort_fp32, "quantized": int8},
+                          speedup_vs_eager=eager / int8, speedup_vs_onnxruntime_fp32=ort_fp32 / int8,
+                          size_ratio=fp32_onnx.stat().st_size / job.output.stat().st_size)
+        else:
+            state = half_width_state(model, job.method)
+            if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
+                raise ConfigError(f"{job.model_dir} has weights beyond {job.method}'s range; use bf16")
+            extra = {k: v for k, v in card.items() if k not in ("format", "format_version", "genvision_version",
+                                                                 "model", "kind", "config")}
+            extra["storage"] = {"dtype": job.method, "from": job.model_dir}
+            save_pretrained(model, job.output, state=state, extra=extra)
+            quantized = load_pretrained(job.output)
+            report.update(bytes={"safetensors_fp32": fp32_bytes,
+                                 "quantized": (job.output / WEIGHTS_FILE).stat().st_size},
+                          size_ratio=fp32_bytes / (job.output / WEIGHTS_FILE).stat().st_size,
+                          latency_note="computes in float32 after loading: the same speed as the original")
+        quality_after = _quality(kind, quantized, card, job)
+    metric = QUALITY_METRIC[kind]
+    report.update(quality={"metric": metric, "original": quality_before, "quantized": quality_after,
+                           "delta": quality_after[metric] - quality_before[metric]})
+    return report
+
+
+__all__ = ["QUALITY_METRIC", "QuantizeJob", "run_quantize"]

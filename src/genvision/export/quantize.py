@@ -1,0 +1,115 @@
+"""Smaller models: int8 graphs by ONNX Runtime's quantizer, and fp16 / bf16 weight storage.
+
+* ``static``: post-training quantization with calibration (ONNX Runtime's ``quantize_static``): weights
+  int8 per output channel, activations uint8 with ranges observed on calibration inputs (MinMax), in the
+  QDQ format that ONNX Runtime fuses into integer kernels. The usual choice for convolutional networks.
+* ``dynamic``: weights int8, activation ranges measured on the fly for every input
+  (``quantize_dynamic``); no calibration data. Suited to linear-heavy models (transformers).
+* ``fp16`` / ``bf16``: the weights stored at half width in the model directory for shipping; they are
+  widened back to float32 when loaded, so the network computes exactly as before up to that rounding.
+
+ONNX Runtime's quantizer is used rather than PyTorch's PT2E flow: its int8 graphs run in the same
+runtime the exported fp32 graphs already run in (``--backend onnxruntime``), with no compiler needed at
+inference time. Which one is faster on a given CPU is measured in docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from ..atomic import write_bytes
+from ..errors import ConfigError
+from .onnx_export import ExportError, session_for
+
+INT8_METHODS = ("static", "dynamic")
+WEIGHT_METHODS = ("fp16", "bf16")
+METHODS = INT8_METHODS + WEIGHT_METHODS
+WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+__all__ = ["INT8_METHODS", "METHODS", "WEIGHT_DTYPES", "WEIGHT_METHODS", "half_width_state", "median_latency",
+           "quantize_onnx"]
+
+
+class _Calibration:
+    """ONNX Runtime's CalibrationDataReader over a list of input tuples (one tuple per graph run)."""
+
+    def __init__(self, input_names: Sequence[str], samples: Sequence[tuple[torch.Tensor, ...]]):
+        self._feeds = iter([{name: t.detach().cpu().numpy().astype(np.float32) for name, t in zip(input_names, s)}
+                            for s in samples])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def quantize_onnx(fp32_path: str | Path, output: str | Path, method: str,
+                  calibration: Sequence[tuple[torch.Tensor, ...]] = ()) -> None:
+    """Write the int8 version of the exported graph ``fp32_path`` to ``output``, keeping its genvision.*
+    metadata and adding ``genvision.quantization`` (the method and calibration size)."""
+    if method not in INT8_METHODS:
+        raise ConfigError(f"unknown int8 method {method!r}; choose from {', '.join(INT8_METHODS)}")
+    if method == "static" and not calibration:
+        raise ConfigError("static quantization needs calibration inputs (--calibrate DATA)")
+    source = onnx.load(str(fp32_path))
+    metadata = {p.key: p.value for p in source.metadata_props}
+    input_names = [i.name for i in source.graph.input]
+    with tempfile.TemporaryDirectory(prefix="gv-quantize-") as scratch:
+        prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
+        try:
+            # Shape inference and graph optimisation first, as ONNX Runtime's quantization guide asks.
+            quant_pre_process(str(fp32_path), str(prepared))
+            if method == "static":
+                quantize_static(str(prepared), str(quantized), _Calibration(input_names, calibration),
+                                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                                weight_type=QuantType.QInt8)
+            else:
+                quantize_dynamic(str(prepared), str(quantized), weight_type=QuantType.QInt8)
+        except (RuntimeError, ValueError, onnx.checker.ValidationError) as exc:
+            raise ExportError(f"onnxruntime could not quantize {fp32_path} ({method}): "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        result = onnx.load(str(quantized))
+    del result.metadata_props[:]
+    metadata["genvision.quantization"] = json.dumps({"method": method, "weights": "int8",
+                                                     "activations": "uint8" if method == "static" else "dynamic",
+                                                     "calibration_inputs": len(calibration)})
+    for key, value in metadata.items():
+        entry = result.metadata_props.add()
+        entry.key, entry.value = key, value
+    write_bytes(output, result.SerializeToString())
+
+
+def median_latency(run, repeats: int = 10, warmup: int = 2) -> float:
+    """Median seconds of ``run()`` over ``repeats`` calls after ``warmup`` unmeasured ones."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def onnx_runner(path: Path, inputs: Iterable[torch.Tensor], threads: int | None = None):
+    """A no-argument callable running the graph at ``path`` on ``inputs`` (for :func:`median_latency`)."""
+    session = session_for(path, threads)
+    feeds = {i.name: t.detach().cpu().numpy().astype(np.float32) for i, t in zip(session.get_inputs(), inputs)}
+    return lambda: session.run(None, feeds)
+
+
+def half_width_state(model: torch.nn.Module, method: str) -> dict[str, torch.Tensor]:
+    """The model's state with every floating tensor stored as fp16 or bf16 (integer buffers as they are)."""
+    if method not in WEIGHT_DTYPES:
+        raise ConfigError(f"unknown weight format {method!r}; choose from {', '.join(WEIGHT_DTYPES)}")
+    dtype = WEIGHT_DTYPES[method]
+    return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
