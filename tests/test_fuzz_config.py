@@ -79,21 +79,27 @@ def _recipe_keys(recipe_cls: type) -> list[str]:
 RECIPE_KEYS = {family: _recipe_keys(get_family(family).recipe_cls) for family in families()}
 
 
-def _style_inputs() -> dict[str, list[str]]:
-    """What the style families need before any fuzzed key: a painting (a tiny generated one, so the
-    test needs no shared data) and untrained loss networks (no weights download, fast builds)."""
+def _base_inputs() -> dict[str, list[str]]:
+    """What some families need before any fuzzed key: for the style families a painting (a tiny generated
+    one, so the test needs no shared data) and untrained loss networks (no weights download, fast builds);
+    for distillation a tiny teacher."""
     import tempfile
     from pathlib import Path
 
     from PIL import Image
 
+    from genvision.checkpoints import save_pretrained
+
     folder = Path(tempfile.mkdtemp(prefix="genvision-fuzz-styles-"))
     Image.new("RGB", (24, 24), (200, 120, 40)).save(folder / "painting.png")
+    teacher = Path(tempfile.mkdtemp(prefix="genvision-fuzz-teacher-")) / "edsr"
+    save_pretrained(registry.create_model("edsr", {"scale": 2, "width": 4, "depth": 1}), teacher)
     return {"style": [f"style={folder / 'painting.png'}", "objective.backbone=random"],
-            "adain": [f"style_data=folder:{folder}", "model.encoder=random"]}
+            "adain": [f"style_data=folder:{folder}", "model.encoder=random"],
+            "sr-distill": [f"teacher={teacher}"]}
 
 
-BASE_OVERRIDES = _style_inputs()
+BASE_OVERRIDES = _base_inputs()
 
 
 def test_the_key_walk_covers_every_section():
