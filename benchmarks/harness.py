@@ -118,6 +118,8 @@ def render_docs() -> Path:
         if path.parent.name == "runs":  # training runs and their evaluations, not results
             continue
         result = json.loads(path.read_text())
+        if not isinstance(result, dict) or "capability" not in result:  # raw data beside the results (rd-points)
+            continue
         groups.setdefault(result["capability"], []).append(result)
     block = [BEGIN, ""]
     for capability, results in groups.items():

@@ -216,3 +216,14 @@ def test_recipe_errors_name_their_key():
 def test_a_missing_file_is_one_line(tmp_path):
     with pytest.raises(DataError, match="cannot read"):
         decode_file(tmp_path / "absent.gvc")
+
+
+def test_a_density_too_wide_for_the_tables_keeps_the_last_tables_when_saving():
+    model = _trained("codec-factorized").train()
+    saved = model.state_dict()["bottleneck._quantized_cdf"].clone()
+    with torch.no_grad():
+        model.bottleneck.quantiles[:, 0, 2] += 5000.0  # an upper tail far beyond TABLE_WIDTH integers
+    state = model.state_dict()  # what a training checkpoint does: no error, the previous tables
+    assert torch.equal(state["bottleneck._quantized_cdf"], saved)
+    with pytest.raises(ConfigError, match="tables hold"):
+        model.refresh_tables()

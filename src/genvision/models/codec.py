@@ -124,14 +124,20 @@ def _bits(likelihoods: torch.Tensor) -> torch.Tensor:
     return -torch.log2(likelihoods).flatten(1).sum(dim=1)
 
 
+class TableOverflowError(ConfigError):
+    """A density spans more integers than the fixed-width tables hold."""
+
+
 def _fixed_width_tables(bottleneck: nn.Module) -> None:
     """Recompute a factorized density's CDF tables and pad them to TABLE_WIDTH columns (the rANS
     coder reads only each row's ``_cdf_length`` entries)."""
+    previous = (bottleneck._quantized_cdf, bottleneck._offset, bottleneck._cdf_length)
     bottleneck.update(force=True)
     table = bottleneck._quantized_cdf
     if table.shape[1] > TABLE_WIDTH:
-        raise ConfigError(f"a latent channel spans {table.shape[1] - 2} integer values, more than the codec's "
-                          f"tables hold ({TABLE_WIDTH - 2}); the model has not learned a usable density")
+        bottleneck._quantized_cdf, bottleneck._offset, bottleneck._cdf_length = previous
+        raise TableOverflowError(f"a latent channel spans {table.shape[1] - 2} integer values, more than the "
+                                 f"codec's tables hold ({TABLE_WIDTH - 2}); the model has not learned a usable density")
     bottleneck._quantized_cdf = F.pad(table, (0, TABLE_WIDTH - table.shape[1]))
 
 
@@ -181,7 +187,10 @@ class _Codec(nn.Module):
         # machine could differ by one count and the file would no longer decode. Stale tables are never
         # wrong, only a little less efficient: encoder and decoder read the same ones.
         if (self.training or self._tables_empty()) and not any(p.is_meta for p in self.parameters()):
-            self.refresh_tables()
+            try:
+                self.refresh_tables()
+            except TableOverflowError:  # early in training: keep the last tables rather than stop a checkpoint
+                pass
         return super().state_dict(*args, **kwargs)
 
     def _ready_to_code(self) -> None:
