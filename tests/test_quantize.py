@@ -120,3 +120,21 @@ def test_errors_are_one_line(sr_model, tmp_path, capsys):
                              "-o", str(tmp_path / "b.onnx")])
     assert "--calibrate" in err
     assert not (tmp_path / "b.onnx").exists()
+
+
+def test_half_width_output_never_replaces_the_source_or_a_foreign_folder(sr_model, tmp_path, capsys):
+    model_dir, _ = sr_model
+    before = (model_dir / "model.safetensors").read_bytes()
+    err = _one_line(capsys, ["quantize", "--model", str(model_dir), "--method", "fp16", "-o", str(model_dir),
+                             "--overwrite"])
+    assert "holds the model being quantized" in err
+    err = _one_line(capsys, ["quantize", "--model", str(model_dir), "--method", "fp16", "-o", str(model_dir.parent),
+                             "--overwrite"])
+    assert "holds the model being quantized" in err
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "keep.jpg").write_bytes(b"precious")
+    err = _one_line(capsys, ["quantize", "--model", str(model_dir), "--method", "fp16", "-o", str(photos),
+                             "--overwrite"])
+    assert "not a model directory" in err and (photos / "keep.jpg").read_bytes() == b"precious"
+    assert (model_dir / "model.safetensors").read_bytes() == before

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from ...checkpoints import load_with_card
+from ...checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_with_card, resolve_model_dir
 from ...cli_params import Count, overwrite_option
 from ...errors import ConfigError
 from ...export import export_onnx, output_paths
 from ...export.quantize import INT8_METHODS, METHODS
-from ...outputs import OutputExistsError, OutputGuard, sidecar_of, write_json
+from ...outputs import OutputError, OutputExistsError, OutputGuard, sidecar_of, write_json
 from .quantize import QuantizeJob, run_quantize
 
 
@@ -48,6 +48,21 @@ def export(model_dir, fmt, output, no_ema, overwrite):
                    f"{report.max_abs_error:.2g} against PyTorch at {report.checked_shapes})")
 
 
+def _claim_model_folder(guard: OutputGuard, output: Path, model_dir: str, overwrite: bool) -> None:
+    """The half-width model directory replaces ``output`` as a whole, so it may be neither the source model
+    (nor hold it) nor any folder but a model directory, and an existing one only with --overwrite."""
+    guard.claim_folder(output)
+    source = resolve_model_dir(model_dir).resolve()
+    target = output.resolve()
+    if target == source or target in source.parents:
+        raise OutputError(f"refusing to write {output}: it holds the model being quantized; choose another folder")
+    if output.exists() and any(output.iterdir()):
+        if not ((output / CONFIG_FILE).is_file() and (output / WEIGHTS_FILE).is_file()):
+            raise OutputError(f"refusing to replace {output}: it is not a model directory; choose a new folder")
+        if not overwrite:
+            raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
+
+
 @click.command()
 @click.option("--model", "model_dir", required=True, help="Model or run directory (super-resolution or classifier).")
 @click.option("--method", type=click.Choice(METHODS), default="static", show_default=True,
@@ -77,9 +92,7 @@ def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, 
     if int8:
         guard.claim(output)
     else:
-        guard.claim_folder(output)
-        if output.exists() and any(output.iterdir()) and not overwrite:
-            raise OutputExistsError(f"{output} already exists and is not empty; pass --overwrite to replace it")
+        _claim_model_folder(guard, output, model_dir, overwrite)
     report_path = guard.claim(sidecar_of(output))
     report = run_quantize(QuantizeJob(model_dir, method, output, calibrate, calibration_images, evaluation_data,
                                       data_root))
