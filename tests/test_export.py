@@ -107,3 +107,27 @@ def test_the_export_command_writes_a_checked_file_and_refuses_to_overwrite(tmp_p
     assert main(["export", "--model", str(tmp_path / "missing"), "-o", str(tmp_path / "m.onnx")]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert main(["export", "--model", str(model_dir), "--format", "tflite", "-o", str(tmp_path / "m.onnx")]) == 2
+
+
+@pytest.mark.parametrize("name", ["espcn", "resnet", "dit", "vqvae"])
+def test_exported_programs_reload_and_match_pytorch_on_other_sizes(tmp_path, name):
+    from genvision.export.program_export import export_program
+
+    reports = export_program(tiny(name), tmp_path / f"{name}.pt2")
+    assert [r.graph for r in reports] == CASES[name]
+    for report in reports:
+        assert report.path.is_file() and report.max_abs_error <= FP32_TOLERANCE
+
+
+def test_export_command_writes_an_exported_program(tmp_path, capsys):
+    save_pretrained(tiny("espcn"), tmp_path / "espcn")
+    out = tmp_path / "espcn.pt2"
+    assert main(["export", "--model", str(tmp_path / "espcn"), "--format", "exported-program", "-o", str(out)]) == 0
+    assert out.is_file() and "max abs error" in capsys.readouterr().out
+    reloaded = torch.export.load(str(out)).module()
+    x = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        assert torch.allclose(reloaded(x), tiny("espcn")(x), atol=1e-5)
+    assert main(["export", "--model", str(tmp_path / "espcn"), "--format", "exported-program",
+                 "-o", str(tmp_path / "x.onnx")]) != 0
+    assert ".pt2" in capsys.readouterr().err

@@ -1,10 +1,10 @@
-"""Deployable forms of genvision's models: ONNX graphs checked against PyTorch on the spot (and later
-int8 and pruned variants), shared by the command that writes them (``genvision export``) and the
-commands that can run them (``--backend onnxruntime``).
+"""Deployable forms of genvision's models: ONNX graphs and torch.export programs checked against PyTorch
+on the spot, and int8 / half-width variants, shared by the commands that write them (``genvision export``,
+``genvision quantize``) and the commands that can run them (``--backend onnxruntime``).
 
 A shared service below the applications: :mod:`.graphs` says what each kind of model exports
-(dispatching on the protocols of ``genvision.models.protocols``), :mod:`.onnx_export` writes and checks
-the files.
+(dispatching on the protocols of ``genvision.models.protocols``), :mod:`.onnx_export` and
+:mod:`.program_export` write and check the files, :mod:`.quantize` makes them smaller.
 """
 
 from .graphs import Graph, graphs_for

@@ -11,6 +11,7 @@ from ...checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_with_card, resolve_mo
 from ...cli_params import Count, overwrite_option
 from ...errors import ConfigError
 from ...export import export_onnx, output_paths
+from ...export.program_export import export_program, program_paths
 from ...export.quantize import INT8_METHODS, METHODS
 from ...outputs import OutputError, OutputExistsError, OutputGuard, sidecar_of, write_json
 from .quantize import QuantizeJob, run_quantize
@@ -18,29 +19,30 @@ from .quantize import QuantizeJob, run_quantize
 
 @click.command()
 @click.option("--model", "model_dir", required=True, help="Model or run directory (its EMA weights unless --no-ema).")
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
-              help="Export format.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "exported-program"]), default="onnx", show_default=True,
+              help="onnx (runs in onnxruntime; what --backend onnxruntime takes) or exported-program (torch.export's "
+                   ".pt2, for AOTInductor / ExecuTorch).")
 @click.option("-o", "--output", required=True, type=click.Path(),
-              help="The .onnx file; models with several graphs (a VAE's encoder and decoder, CycleGAN's two "
+              help="The .onnx (or .pt2) file; models with several graphs (a VAE's encoder and decoder, CycleGAN's two "
                    "directions) write STEM.GRAPH.onnx beside it.")
 @click.option("--no-ema", is_flag=True, help="Export the raw weights instead of the EMA weights.")
 @overwrite_option
 def export(model_dir, fmt, output, no_ema, overwrite):
-    """Export a model's inference path to ONNX, each graph checked against PyTorch.
+    """Export a model's inference path to ONNX (or a torch.export program), each graph checked against PyTorch.
 
     Batch is a free axis of every graph, and so are height and width for fully convolutional models
-    (super-resolution, denoising, style, translation, embedding, inpainting). The check runs the file in
-    onnxruntime on inputs of other sizes than the traced ones and refuses a graph that differs from
-    PyTorch by more than 1e-4; the file carries the model card in its metadata (genvision.*), and
-    OUTPUT.json records the report.
+    (super-resolution, denoising, style, translation, embedding, inpainting). The check runs the file (in
+    onnxruntime, or reloaded by torch.export.load) on inputs of other sizes than the traced ones and
+    refuses a graph that differs from PyTorch by more than 1e-4; an ONNX file carries the model card in
+    its metadata (genvision.*), and OUTPUT.json records the report.
     """
     model, card = load_with_card(model_dir, use_ema=not no_ema)
-    paths = output_paths(model, output)
+    paths = output_paths(model, output) if fmt == "onnx" else program_paths(model, output)
     guard = OutputGuard(overwrite=overwrite).add_model(model_dir)
     for path in paths.values():
         guard.claim(path)
     report_path = guard.claim(sidecar_of(Path(output)))
-    reports = export_onnx(model, output)
+    reports = export_onnx(model, output) if fmt == "onnx" else export_program(model, output)
     write_json(report_path, {"model": card["model"], "kind": card["kind"], "source": str(model_dir), "format": fmt,
                              "ema": not no_ema, "graphs": [r.to_json() for r in reports]})
     for report in reports:
