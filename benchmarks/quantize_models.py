@@ -4,7 +4,8 @@
         --model benchmarks/results/runs/sr-espcn-x3-10min --model benchmarks/results/runs/sr-edsr-x3-15min \
         --model src/genvision/assets/extractors/mnist-cnn [--methods static,dynamic,fp16,bf16]
 
-Each (model, method) is exactly ``genvision quantize --model M --method X`` (the same code path:
+Each (model, method) is exactly ``genvision quantize --model M --method X [--full-range] [--quantize-ends]``
+(``static/full-range/quantize-ends`` names the flags; the same code path:
 genvision.apps.deploy.quantize.run_quantize): SR models are calibrated on their training images (the
 first 64 of ../shared/data/sr-train, LR by the protocol) and scored by Y-PSNR on Set5 (and Set14);
 classifiers are calibrated on 512 training images and scored by test accuracy. Latency is the median of
@@ -32,7 +33,8 @@ OUT = ROOT / "benchmarks" / "results" / "runs" / "quantized"
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", required=True)
-    parser.add_argument("--methods", default="static,dynamic,fp16,bf16")
+    parser.add_argument("--methods", default="static,static/full-range,static/full-range/quantize-ends,dynamic,fp16,bf16",
+                        help="methods, each with /full-range and /quantize-ends to turn off the defaults")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--sr-sets", default="sr:Set5,sr:Set14")
     args = parser.parse_args(argv)
@@ -40,13 +42,17 @@ def main(argv=None) -> None:
     for model in args.model:
         name = Path(model).name
         is_sr = "sr-" in name
-        for method in args.methods.split(","):
+        for variant in args.methods.split(","):
+            method, *flags = variant.split("/")
             for data in (args.sr_sets.split(",") if is_sr else [None]):
-                target = OUT / f"{name}-{method}{'-' + data.split(':')[-1] if data else ''}"
+                slug = variant.replace("/", "-")
+                target = OUT / f"{name}-{slug}{'-' + data.split(':')[-1] if data else ''}"
                 output = target.with_suffix(".onnx") if method in ("static", "dynamic") else target
                 started = time.perf_counter()
                 report = run_quantize(QuantizeJob(model, method, output, calibration_images=64 if is_sr else 512,
-                                                  evaluate=data, data_root=args.data_root))
+                                                  evaluate=data, data_root=args.data_root,
+                                                  reduce_range="full-range" not in flags,
+                                                  keep_ends="quantize-ends" not in flags))
                 wall = time.perf_counter() - started
                 q = report["quality"]
                 metric = q["metric"]
@@ -60,8 +66,8 @@ def main(argv=None) -> None:
                                   "quantized_ms": round(1000 * lat["quantized"], 2),
                                   "speedup_vs_eager": round(report["speedup_vs_eager"], 2),
                                   "speedup_vs_ort_fp32": round(report["speedup_vs_onnxruntime_fp32"], 2)}
-                print(name, method, data, quality, throughput, flush=True)
-                record("quantize", f"{name} {method}{' on ' + data if data else ''}", recipe=f"{metric}, "
+                print(name, variant, data, quality, throughput, flush=True)
+                record("quantize", f"{name} {variant}{' on ' + data if data else ''}", recipe=f"{metric}, "
                        f"calibration {report.get('calibration_inputs', 0)} inputs", wall_s=wall,
                        throughput=throughput, quality=quality,
                        notes=f"latency input {report.get('latency_input')}; bytes {report['bytes']}")

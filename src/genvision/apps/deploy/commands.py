@@ -77,10 +77,15 @@ def _claim_model_folder(guard: OutputGuard, output: Path, model_dir: str, overwr
 @click.option("--evaluate", "evaluation_data",
               help="Data for the quality comparison [default: sr:Set5 for SR, the test split for classifiers].")
 @click.option("--data-root", help="Where named datasets live (default $GENVISION_DATA).")
+@click.option("--reduce-range/--full-range", default=True, show_default=True,
+              help="int8: 7-bit weights, which avoid the saturating uint8 x int8 multiply of x86 CPUs without VNNI.")
+@click.option("--keep-ends/--quantize-ends", default=True, show_default=True,
+              help="static: leave the first and last convolution in float.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="int8: the .onnx file; fp16 / bf16: a model directory. OUTPUT.json gets the report.")
 @overwrite_option
-def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, data_root, output, overwrite):
+def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, data_root, reduce_range, keep_ends,
+             output, overwrite):
     """Quantize a model and report size, latency and quality against the original.
 
     int8 files run in onnxruntime (genvision upscale / classify --model OUT.onnx); half-width model
@@ -97,7 +102,7 @@ def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, 
         _claim_model_folder(guard, output, model_dir, overwrite)
     report_path = guard.claim(sidecar_of(output))
     report = run_quantize(QuantizeJob(model_dir, method, output, calibrate, calibration_images, evaluation_data,
-                                      data_root))
+                                      data_root, reduce_range=reduce_range, keep_ends=keep_ends))
     write_json(report_path, report)
     quality = report["quality"]
     metric = quality["metric"]

@@ -33,6 +33,7 @@ from ...export.quantize import (
 
 QUALITY_METRIC = {"sr": "psnr", "classifier": "accuracy"}  # the number each kind's evaluator reports first
 LATENCY_REPEATS = 10
+LATENCY_SAMPLES = 32  # calibration images asked for the latency input: a classifier's batch of 32
 
 
 @dataclass
@@ -44,6 +45,8 @@ class QuantizeJob:
     calibration_images: int = 64
     evaluate: str | None = None  # quality data; default: the kind evaluator's
     data_root: str | None = None
+    reduce_range: bool = True  # 7-bit weights (see genvision.export.quantize.quantize_onnx)
+    keep_ends: bool = True  # static: the first and last convolution stay in float
     report: dict = field(default_factory=dict)
 
 
@@ -55,12 +58,11 @@ def _quality(kind: str, model, card: dict, job: QuantizeJob) -> dict:
     return {QUALITY_METRIC[kind]: value, "data": request.data or "default", "seconds": time.perf_counter() - started}
 
 
-def _latency_input(kind: str, model, card: dict, job: QuantizeJob, calibration: list[tuple]) -> tuple:
-    """One real input for the latency comparison (the first calibration sample, else the model's own example)."""
-    if calibration:
-        return calibration[0]
+def _latency_input(kind: str, model, card: dict, job: QuantizeJob) -> tuple:
+    """The same real input for every method's latency comparison: the first calibration sample (an SR
+    model's first LR image, a classifier's first batch of training images), else the model's own example."""
     try:
-        return calibrator(kind)(model, card, job.calibrate, job.data_root, 1)[0]
+        return calibrator(kind)(model, card, job.calibrate, job.data_root, LATENCY_SAMPLES)[0]
     except ConfigError:
         return tuple(model.example_inputs(1))
 
@@ -88,14 +90,16 @@ def run_quantize(job: QuantizeJob) -> dict:
             calibration = []
             if job.method == "static":
                 calibration = calibrator(kind)(model, card, job.calibrate, job.data_root, job.calibration_images)
-            quantize_onnx(fp32_onnx, job.output, job.method, calibration)
-            inputs = _latency_input(kind, model, card, job, calibration)
+            quantize_onnx(fp32_onnx, job.output, job.method, calibration, reduce_range=job.reduce_range,
+                          keep_ends=job.keep_ends)
+            inputs = _latency_input(kind, model, card, job)
             with torch.inference_mode():
                 eager = median_latency(lambda: model(*inputs), LATENCY_REPEATS)
             ort_fp32 = median_latency(onnx_runner(fp32_onnx, inputs, threads), LATENCY_REPEATS)
             int8 = median_latency(onnx_runner(job.output, inputs, threads), LATENCY_REPEATS)
             quantized = load_onnx_model(job.output, kind=kind, threads=threads)
             report.update(calibration_inputs=len(calibration), calibration_data=job.calibrate or "training data",
+                          reduce_range=job.reduce_range, keep_ends=job.keep_ends and job.method == "static",
                           latency_input=[list(t.shape) for t in inputs],
                           bytes={"safetensors_fp32": fp32_bytes, "onnx_fp32": fp32_onnx.stat().st_size,
                                  "quantized": job.output.stat().st_size},
