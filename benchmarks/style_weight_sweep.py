@@ -46,7 +46,7 @@ def main(argv=None) -> None:
         seconds = time.perf_counter() - t
         losses = {k: round(v, 1) for k, v in result.scales[-1].losses.items()}
         print(f"{photo.stem} weight {weight:g}: {losses} {seconds:.0f} s", flush=True)
-        tiles.append(result.image[0].clamp(0, 1))
+        tiles.append(result.image.clamp(0, 1))  # (3, H, W)
         record("style", f"style weight {weight:g} at {args.size} px", recipe=f"optimize, {args.steps} steps/scale",
                wall_s=seconds, quality={"content_loss": losses["content"], "style_loss": losses["style"]},
                notes=f"{photo.name} x starry_night; grid {out.name}")
