@@ -79,6 +79,9 @@ def run_quantize(job: QuantizeJob) -> dict:
     report = {"model": card["model"], "kind": kind, "source": job.model_dir, "method": job.method,
               "threads": threads, "output": str(job.output)}
     fp32_bytes = (resolve_model_dir(job.model_dir) / WEIGHTS_FILE).stat().st_size
+    calibration = []  # first: a model without calibration data fails before any long measurement
+    if job.method == "static":
+        calibration = calibrator(kind)(model, card, job.calibrate, job.data_root, job.calibration_images)
     quality_before = _quality(kind, model, card, job)
     with tempfile.TemporaryDirectory(prefix="gv-quantize-") as scratch:
         if job.method in INT8_METHODS:
@@ -87,9 +90,6 @@ def run_quantize(job: QuantizeJob) -> dict:
             if len(reports) != 1:
                 raise ConfigError(f"{card['model']} exports {len(reports)} graphs; int8 quantization takes "
                                   "single-graph models")
-            calibration = []
-            if job.method == "static":
-                calibration = calibrator(kind)(model, card, job.calibrate, job.data_root, job.calibration_images)
             quantize_onnx(fp32_onnx, job.output, job.method, calibration, reduce_range=job.reduce_range,
                           keep_ends=job.keep_ends)
             inputs = _latency_input(kind, model, card, job)
