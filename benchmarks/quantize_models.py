@@ -52,7 +52,7 @@ def main(argv=None) -> None:
                 report = run_quantize(QuantizeJob(model, method, output, calibration_images=64 if is_sr else 512,
                                                   evaluate=data, data_root=args.data_root,
                                                   reduce_range="full-range" not in flags,
-                                                  keep_ends="quantize-ends" not in flags))
+                                                  keep_ends=False if "quantize-ends" in flags else None))
                 wall = time.perf_counter() - started
                 q = report["quality"]
                 metric = q["metric"]

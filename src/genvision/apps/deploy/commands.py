@@ -79,8 +79,8 @@ def _claim_model_folder(guard: OutputGuard, output: Path, model_dir: str, overwr
 @click.option("--data-root", help="Where named datasets live (default $GENVISION_DATA).")
 @click.option("--reduce-range/--full-range", default=True, show_default=True,
               help="int8: 7-bit weights, which avoid the saturating uint8 x int8 multiply of x86 CPUs without VNNI.")
-@click.option("--keep-ends/--quantize-ends", default=True, show_default=True,
-              help="static: leave the first and last convolution in float.")
+@click.option("--keep-ends/--quantize-ends", default=None,
+              help="static: leave the first and last convolution in float [default: for models that output images].")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="int8: the .onnx file; fp16 / bf16: a model directory. OUTPUT.json gets the report.")
 @overwrite_option

@@ -32,6 +32,7 @@ from ...export.quantize import (
 )
 
 QUALITY_METRIC = {"sr": "psnr", "classifier": "accuracy"}  # the number each kind's evaluator reports first
+IMAGE_OUTPUT_KINDS = ("sr",)
 LATENCY_REPEATS = 10
 LATENCY_SAMPLES = 32  # calibration images asked for the latency input: a classifier's batch of 32
 
@@ -46,7 +47,7 @@ class QuantizeJob:
     evaluate: str | None = None  # quality data; default: the kind evaluator's
     data_root: str | None = None
     reduce_range: bool = True  # 7-bit weights (see genvision.export.quantize.quantize_onnx)
-    keep_ends: bool = True  # static: the first and last convolution stay in float
+    keep_ends: bool | None = None  # static: first and last convolution in float; None: for image outputs (sr)
     report: dict = field(default_factory=dict)
 
 
@@ -78,6 +79,8 @@ def run_quantize(job: QuantizeJob) -> dict:
     threads = torch.get_num_threads()
     report = {"model": card["model"], "kind": kind, "source": job.model_dir, "method": job.method,
               "threads": threads, "output": str(job.output)}
+    if job.keep_ends is None:  # where 8-bit steps land on the image; a classifier's logits take them well
+        job.keep_ends = kind in IMAGE_OUTPUT_KINDS
     fp32_bytes = (resolve_model_dir(job.model_dir) / WEIGHTS_FILE).stat().st_size
     calibration = []  # first: a model without calibration data fails before any long measurement
     if job.method == "static":
