@@ -109,6 +109,13 @@ def _on_cpu(layer_class):
     return build
 
 
+def _follow_default_device(model: nn.Module) -> None:
+    """Built under a meta default device (the registry's shape check), move the CPU-built CompressAI parts
+    there too, so the whole model is shapes only."""
+    if torch.empty(0).device.type == "meta":
+        model.to("meta")
+
+
 def _pad_to(images: torch.Tensor, multiple: int) -> torch.Tensor:
     """Edge-replicate the bottom/right so both sides are multiples of ``multiple`` (edges, not zeros:
     a flat border costs almost no bits)."""
@@ -252,6 +259,7 @@ class FactorizedCodec(_Codec):
         self.analysis, self.synthesis = _transforms(config.channels, config.width, config.latent_channels)
         self.bottleneck = _on_cpu(compressai_parts().EntropyBottleneck)(config.latent_channels, tail_mass=TAIL_MASS)
         _empty_tables(self.bottleneck, config.latent_channels)
+        _follow_default_device(self)
 
     def forward(self, images: torch.Tensor, rd_lambda: float = 0.01) -> CodecOutput:
         self._check(images)
@@ -304,6 +312,7 @@ class HyperpriorCodec(_Codec):
         self.gaussian = _on_cpu(parts.GaussianConditional)(None, tail_mass=TAIL_MASS)
         for name, table in _gaussian_tables().items():
             setattr(self.gaussian, name, table.clone())
+        _follow_default_device(self)
 
     def forward(self, images: torch.Tensor, rd_lambda: float = 0.01) -> CodecOutput:
         self._check(images)
