@@ -11,6 +11,10 @@ first 64 of ../shared/data/sr-train, LR by the protocol) and scored by Y-PSNR on
 classifiers are calibrated on 512 training images and scored by test accuracy. Latency is the median of
 10 runs on one real input (an SR model: the first calibration image; a classifier: a batch of 32), all
 three in the same process: PyTorch eager fp32, ONNX Runtime fp32, and the quantized model.
+With ``--qat-steps N``, each SR model is also fine-tuned for N steps under int8 rounding (quantization-aware
+training: ``genvision train sr-distill teacher=M init=M objective.qat=true objective.lr=1e-4``, the model
+its own teacher, on its training images) and converted by ``genvision quantize --method qat``: variant
+``qat``, whose report also scores the float model before the fine-tune.
 Targets (issue 16): SR int8 costs <= 0.1 dB on Set5 at >= 1.5x the fp32 speed; classifier int8 loses
 <= 0.1 points; models 4x smaller.
 """
@@ -18,16 +22,29 @@ Targets (issue 16): SR int8 costs <= 0.1 dB on Set5 at >= 1.5x the fp32 speed; c
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, record
+from harness import ROOT, record, train
 
 from genvision.apps.deploy.quantize import QuantizeJob, run_quantize
+from genvision.checkpoints import resolve_model_dir
 
 OUT = ROOT / "benchmarks" / "results" / "runs" / "quantized"
+
+
+def qat_finetune(model: str, steps: int) -> Path:
+    """Fine-tune ``model`` under int8 rounding, itself as the teacher, on its own training images."""
+    card = json.loads((resolve_model_dir(model) / "config.json").read_text())
+    data = card["run"]["recipe"]["data"]["name"]
+    result = train("sr-distill", progress=True, overrides=[
+        f"data.name={data}", f"teacher={model}", f"init={model}", "objective.qat=true", "objective.lr=1e-4",
+        "objective.warmup_steps=0", f"steps={steps}", "batch_size=16", f"train.out_dir={OUT}",
+        f"train.name={Path(model).name}-qat{steps}", "tensorboard=false", "sample_every=0"], overwrite=True)
+    return result.run_dir
 
 
 def main(argv=None) -> None:
@@ -37,19 +54,25 @@ def main(argv=None) -> None:
                         help="methods, each with /full-range and /quantize-ends to turn off the defaults")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--sr-sets", default="sr:Set5,sr:Set14")
+    parser.add_argument("--qat-steps", type=int, default=0, help="also fine-tune SR models this long under "
+                        "int8 rounding and convert them (variant qat); 0: no QAT")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     for model in args.model:
         name = Path(model).name
         is_sr = "sr-" in name
-        for variant in args.methods.split(","):
+        variants = args.methods.split(",")
+        if is_sr and args.qat_steps:
+            qat_run = qat_finetune(model, args.qat_steps)
+            variants.append("qat")
+        for variant in variants:
             method, *flags = variant.split("/")
             for data in (args.sr_sets.split(",") if is_sr else [None]):
                 slug = variant.replace("/", "-")
                 target = OUT / f"{name}-{slug}{'-' + data.split(':')[-1] if data else ''}"
                 output = target.with_suffix(".onnx") if method in ("static", "dynamic") else target
                 started = time.perf_counter()
-                report = run_quantize(QuantizeJob(model, method, output, calibration_images=64 if is_sr else 512,
+                report = run_quantize(QuantizeJob(str(qat_run) if method == "qat" else model, method, output, calibration_images=64 if is_sr else 512,
                                                   evaluate=data, data_root=args.data_root,
                                                   reduce_range="full-range" not in flags,
                                                   keep_ends=False if "quantize-ends" in flags else None))
@@ -66,6 +89,10 @@ def main(argv=None) -> None:
                                   "quantized_ms": round(1000 * lat["quantized"], 2),
                                   "speedup_vs_eager": round(report["speedup_vs_eager"], 2),
                                   "speedup_vs_ort_fp32": round(report["speedup_vs_onnxruntime_fp32"], 2)}
+                if "quality_before_qat" in report:  # the float model QAT started from: what int8 is compared with
+                    before_qat = report["quality_before_qat"][metric]
+                    quality.update(before=round(before_qat, 4), qat_float=quality["before"],
+                                   delta=round(q["quantized"][metric] - before_qat, 4))
                 print(name, variant, data, quality, throughput, flush=True)
                 record("quantize", f"{name} {variant}{' on ' + data if data else ''}", recipe=f"{metric}, "
                        f"calibration {report.get('calibration_inputs', 0)} inputs", wall_s=wall,

@@ -127,10 +127,10 @@ def test_half_width_output_never_replaces_the_source_or_a_foreign_folder(sr_mode
     before = (model_dir / "model.safetensors").read_bytes()
     err = _one_line(capsys, ["quantize", "--model", str(model_dir), "--method", "fp16", "-o", str(model_dir),
                              "--overwrite"])
-    assert "holds the model being quantized" in err
+    assert "holds the source model" in err
     err = _one_line(capsys, ["quantize", "--model", str(model_dir), "--method", "fp16", "-o", str(model_dir.parent),
                              "--overwrite"])
-    assert "holds the model being quantized" in err
+    assert "holds the source model" in err
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "keep.jpg").write_bytes(b"precious")

@@ -3,6 +3,8 @@
 * ``static``: post-training quantization with calibration (ONNX Runtime's ``quantize_static``): weights
   int8 per output channel, activations uint8 with ranges observed on calibration inputs (MinMax), in the
   QDQ format that ONNX Runtime fuses into integer kernels. The usual choice for convolutional networks.
+* ``qat``: the same conversion as ``static``, of a model fine-tuned under int8 rounding first
+  (quantization-aware training: ``objective.qat=true``, genvision.nn.fake_quant).
 * ``dynamic``: weights int8, activation ranges measured on the fly for every input
   (``quantize_dynamic``); no calibration data. Suited to linear-heavy models (transformers).
 * ``fp16`` / ``bf16``: the weights stored at half width in the model directory for shipping; they are
@@ -32,12 +34,13 @@ from ..atomic import write_bytes
 from ..errors import ConfigError
 from .onnx_export import ExportError, session_for
 
-INT8_METHODS = ("static", "dynamic")
+INT8_METHODS = ("static", "qat", "dynamic")
+CALIBRATED_METHODS = ("static", "qat")
 WEIGHT_METHODS = ("fp16", "bf16")
 METHODS = INT8_METHODS + WEIGHT_METHODS
 WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
-__all__ = ["INT8_METHODS", "METHODS", "WEIGHT_DTYPES", "WEIGHT_METHODS", "half_width_state", "median_latency",
+__all__ = ["CALIBRATED_METHODS", "INT8_METHODS", "METHODS", "WEIGHT_DTYPES", "WEIGHT_METHODS", "half_width_state", "median_latency",
            "quantize_onnx"]
 
 
@@ -70,7 +73,7 @@ def quantize_onnx(fp32_path: str | Path, output: str | Path, method: str,
     convolution stay in float (static only), where 8-bit steps land directly on the image."""
     if method not in INT8_METHODS:
         raise ConfigError(f"unknown int8 method {method!r}; choose from {', '.join(INT8_METHODS)}")
-    if method == "static" and not calibration:
+    if method in CALIBRATED_METHODS and not calibration:
         raise ConfigError("static quantization needs calibration inputs (--calibrate DATA)")
     source = onnx.load(str(fp32_path))
     metadata = {p.key: p.value for p in source.metadata_props}
@@ -80,7 +83,7 @@ def quantize_onnx(fp32_path: str | Path, output: str | Path, method: str,
         try:
             # Shape inference and graph optimisation first, as ONNX Runtime's quantization guide asks.
             quant_pre_process(str(fp32_path), str(prepared))
-            if method == "static":
+            if method in CALIBRATED_METHODS:
                 kept = _end_convolutions(prepared) if keep_ends else []
                 quantize_static(str(prepared), str(quantized), _Calibration(input_names, calibration),
                                 quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
@@ -94,7 +97,7 @@ def quantize_onnx(fp32_path: str | Path, output: str | Path, method: str,
         result = onnx.load(str(quantized))
     del result.metadata_props[:]
     metadata["genvision.quantization"] = json.dumps({"method": method, "weights": "int7" if reduce_range else "int8",
-                                                     "activations": "uint8" if method == "static" else "dynamic",
+                                                     "activations": "uint8" if method in CALIBRATED_METHODS else "dynamic",
                                                      "float_nodes": kept, "calibration_inputs": len(calibration)})
     for key, value in metadata.items():
         entry = result.metadata_props.add()

@@ -28,6 +28,7 @@ from torch import nn
 from ..config import build_dataclass, check_range
 from ..errors import ConfigError, InputShapeError
 from ..nn.blocks import ScaledResBlock, pixel_shuffle_upsampler
+from ..nn.channel_groups import ChannelGroup
 from ..nn.checks import check_images
 from ..nn.resize import imresize
 from ..registry import create_model, get_entry, register_model
@@ -138,6 +139,11 @@ class ESPCN(Upscaler, nn.Module):
         check_images(lr, channels=self.config.channels, who="espcn")
         return self.shuffle(self.body(lr))  # (B, C*s*s, h, w) -> (B, C, s*h, s*w)
 
+    def channel_groups(self) -> tuple[ChannelGroup, ...]:
+        """The two hidden widths; the last conv's output is the image's sub-pixels, never pruned."""
+        return (ChannelGroup("width", outputs=("body.0",), inputs=("body.2",)),
+                ChannelGroup("mid_width", outputs=("body.2",), inputs=("body.4",)))
+
 
 # --------------------------------------------------------------------------------------
 # EDSR
@@ -149,6 +155,7 @@ class EDSRConfig:
     channels: int = 3  # image channels in and out
     width: int = 64  # feature channels (EDSR-baseline 64, EDSR 256)
     depth: int = 16  # residual blocks (EDSR-baseline 16, EDSR 32)
+    block_width: int | None = None  # channels inside each residual block; None: width (narrower once pruned)
     res_scale: float = 1.0  # residual scaling (EDSR uses 0.1 at width 256 for stability)
     mean_shift: bool = True  # subtract/add the DIV2K RGB mean around the network (3 channels only)
 
@@ -157,6 +164,8 @@ class EDSRConfig:
         if self.width < 1 or self.depth < 0:
             raise ConfigError(f"edsr width must be >= 1 and depth >= 0, got {self.width}, {self.depth}")
         check_range("edsr depth", self.depth, 0, MAX_DEPTH)  # a Python loop of blocks: bound it before building
+        if self.block_width is not None:
+            check_range("edsr block_width", self.block_width, 1)
         check_range("edsr res_scale", self.res_scale, 0.0, 10.0, low_open=True)
 
 
@@ -169,7 +178,8 @@ class EDSR(Upscaler, nn.Module):
         self.config = config
         c, f = config.channels, config.width
         self.head = nn.Conv2d(c, f, 3, padding=1)
-        self.body = nn.Sequential(*[ScaledResBlock(f, config.res_scale) for _ in range(config.depth)],
+        self.body = nn.Sequential(*[ScaledResBlock(f, config.res_scale, config.block_width)
+                                    for _ in range(config.depth)],
                                   nn.Conv2d(f, f, 3, padding=1))
         self.upsample = pixel_shuffle_upsampler(f, config.scale)
         self.tail = nn.Conv2d(f, c, 3, padding=1)
@@ -182,6 +192,21 @@ class EDSR(Upscaler, nn.Module):
         x = x + self.body(x)  # global residual over the body
         x = self.upsample(x)  # (B, F, s*h, s*w)
         return self.tail(x) + self.rgb_mean  # (B, C, s*h, s*w)
+
+    def channel_groups(self) -> tuple[ChannelGroup, ...]:
+        """The trunk (head, every block's output, the body's last conv and the upsampler, tied by the
+        residual sums and the pixel shuffles) is one group; each block's inner channels are another."""
+        depth = self.config.depth
+        shuffles = [(f"upsample.{i - 1}", layer.upscale_factor ** 2) for i, layer in enumerate(self.upsample)
+                    if isinstance(layer, nn.PixelShuffle)]
+        upsampler = tuple(path for path, _ in shuffles)
+        trunk = ChannelGroup("width",
+                             outputs=("head", *(f"body.{i}.conv2" for i in range(depth)), f"body.{depth}", *upsampler),
+                             inputs=(*(f"body.{i}.conv1" for i in range(depth)), f"body.{depth}", *upsampler, "tail"),
+                             shuffled=tuple(shuffles))
+        blocks = tuple(ChannelGroup("block_width", outputs=(f"body.{i}.conv1",), inputs=(f"body.{i}.conv2",))
+                       for i in range(depth))
+        return (trunk, *blocks)
 
 
 # --------------------------------------------------------------------------------------

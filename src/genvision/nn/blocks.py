@@ -81,12 +81,14 @@ def mlp(sizes: list[int], activation: str) -> nn.Sequential:
 
 
 class ScaledResBlock(nn.Module):
-    """conv3x3-ReLU-conv3x3, scaled, plus the input; no batch norm (EDSR's key change to SRResNet)."""
-    def __init__(self, width: int, res_scale: float):
+    """conv3x3-ReLU-conv3x3, scaled, plus the input; no batch norm (EDSR's key change to SRResNet).
+    ``inner`` is the channels between the two convolutions (default ``width``; narrower once pruned)."""
+    def __init__(self, width: int, res_scale: float, inner: int | None = None):
         super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        inner = inner or width
+        self.conv1 = nn.Conv2d(width, inner, 3, padding=1)
         self.act = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(inner, width, 3, padding=1)
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from ...export import export_onnx, output_paths
 from ...export.program_export import export_program, program_paths
 from ...export.quantize import INT8_METHODS, METHODS
 from ...outputs import OutputError, OutputExistsError, OutputGuard, sidecar_of, write_json
+from .prune import PruneJob, run_prune
 from .quantize import QuantizeJob, run_quantize
 
 
@@ -57,7 +58,7 @@ def _claim_model_folder(guard: OutputGuard, output: Path, model_dir: str, overwr
     source = resolve_model_dir(model_dir).resolve()
     target = output.resolve()
     if target == source or target in source.parents:
-        raise OutputError(f"refusing to write {output}: it holds the model being quantized; choose another folder")
+        raise OutputError(f"refusing to write {output}: it holds the source model; choose another folder")
     if output.exists() and any(output.iterdir()):
         if not ((output / CONFIG_FILE).is_file() and (output / WEIGHTS_FILE).is_file()):
             raise OutputError(f"refusing to replace {output}: it is not a model directory; choose a new folder")
@@ -68,9 +69,10 @@ def _claim_model_folder(guard: OutputGuard, output: Path, model_dir: str, overwr
 @click.command()
 @click.option("--model", "model_dir", required=True, help="Model or run directory (super-resolution or classifier).")
 @click.option("--method", type=click.Choice(METHODS), default="static", show_default=True,
-              help="static: int8 with calibration (conv nets); dynamic: int8 weights, activation ranges per input "
+              help="static: int8 with calibration (conv nets); qat: the same, for a model fine-tuned with "
+                   "objective.qat=true (quantization-aware training); dynamic: int8 weights, activation ranges per input "
                    "(linear-heavy nets); fp16 / bf16: half-width weight storage.")
-@click.option("--calibrate", help="static: data whose inputs set the activation ranges (SR: folder:HR_IMAGES or "
+@click.option("--calibrate", help="static / qat: data whose inputs set the activation ranges (SR: folder:HR_IMAGES or "
                                   "sr:Set14; classifiers: a dataset name) [default: the model's training data].")
 @click.option("--calibration-images", type=Count(1, 100_000), default=64, show_default=True,
               help="How many calibration images.")
@@ -108,8 +110,45 @@ def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, 
     metric = quality["metric"]
     line = (f"wrote {output}: {report['size_ratio']:.2f}x smaller; {metric} {quality['original'][metric]:.4f} -> "
             f"{quality['quantized'][metric]:.4f} ({quality['delta']:+.4f})")
+    if "quality_before_qat" in report:
+        line += f" (the float model before QAT: {report['quality_before_qat'][metric]:.4f})"
     if "speedup_vs_eager" in report:
         line += (f"; {report['speedup_vs_eager']:.2f}x PyTorch eager, {report['speedup_vs_onnxruntime_fp32']:.2f}x "
                  f"onnxruntime fp32 on {report['latency_input']}")
+    click.echo(line)
+    click.echo(f"report: {report_path}")
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, help="Model or run directory (espcn or edsr today).")
+@click.option("--amount", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
+              help="Fraction of the channels of every group to remove (those whose filters have the smallest L1 norm).")
+@click.option("--multiple-of", type=Count(1, 1024), default=1, show_default=True,
+              help="Round each kept width to a multiple of this (8 suits CPU SIMD kernels).")
+@click.option("--evaluate", "evaluation_data",
+              help="Data to score the original and the pruned model on (e.g. sr:Set5); none by default.")
+@click.option("--data-root", help="Where named datasets live (default $GENVISION_DATA).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="The pruned model directory.")
+@overwrite_option
+def prune(model_dir, amount, multiple_of, evaluation_data, data_root, output, overwrite):
+    """Remove channels from a model (structured pruning) and save the smaller model of the same arch.
+
+    Fine-tune it afterwards, best by distillation from the original:
+    genvision train sr-distill --data folder:HR_IMAGES init=OUTPUT teacher=MODEL objective.lr=2e-4
+    """
+    output = Path(output)
+    guard = OutputGuard(overwrite=overwrite).add_model(model_dir)
+    _claim_model_folder(guard, output, model_dir, overwrite)
+    report_path = guard.claim(sidecar_of(output))
+    report = run_prune(PruneJob(model_dir, output, amount, multiple_of, evaluation_data, data_root))
+    write_json(report_path, report)
+    widths = ", ".join(f"{field} {before}->{after}" for field, (before, after) in report["widths"].items())
+    line = (f"wrote {output}: {widths}; {report['params']['original']:,} -> {report['params']['pruned']:,} "
+            f"parameters ({report['size_ratio']:.2f}x smaller), {report['speedup']:.2f}x faster eager on "
+            f"{report['latency_input']}")
+    if "quality" in report:
+        quality = report["quality"]
+        line += (f"; {quality['metric']} {quality['original']:.4f} -> {quality['pruned']:.4f} "
+                 f"({quality['delta']:+.4f}) before fine-tuning")
     click.echo(line)
     click.echo(f"report: {report_path}")

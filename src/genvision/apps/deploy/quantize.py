@@ -1,11 +1,12 @@
 """``genvision quantize``: a smaller model and the report that says what it cost.
 
-int8 (``static``, ``dynamic``) writes an ``.onnx`` file that ``upscale`` / ``classify`` run with
+int8 (``static``, ``qat``, ``dynamic``) writes an ``.onnx`` file that ``upscale`` / ``classify`` run with
 ``--backend onnxruntime``; ``fp16`` / ``bf16`` write a model directory with half-width weights that
 every command loads. Either way OUTPUT.json holds the report: sizes, latencies measured in this run on
 the same real input (PyTorch eager fp32, ONNX Runtime fp32, the quantized model), and the quality of the
 original and the quantized model in the kind's own metric (Y-PSNR for super-resolution, accuracy for
-classifiers), measured by the kind's evaluator.
+classifiers), measured by the kind's evaluator. ``qat`` also scores the float model the quantization-aware
+fine-tuning started from (its recipe's ``init``), the number int8 is to be compared with.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ...evaluation import EvaluationRequest
 from ...export import export_onnx
 from ...export.onnx_model import load_onnx_model
 from ...export.quantize import (
+    CALIBRATED_METHODS,
     INT8_METHODS,
     half_width_state,
     median_latency,
@@ -68,6 +70,18 @@ def _latency_input(kind: str, model, card: dict, job: QuantizeJob) -> tuple:
         return tuple(model.example_inputs(1))
 
 
+def _check_qat_trained(card: dict, job: QuantizeJob) -> None:
+    """``qat`` converts a model fine-tuned under the rounding it will get: 7-bit weights, ends in float."""
+    recipe = card.get("run", {}).get("recipe", {}) or {}
+    if not (recipe.get("objective") or {}).get("qat"):
+        raise ConfigError(f"{job.model_dir} was not trained with quantization-aware training; fine-tune it first: "
+                          f"genvision train sr-distill --data folder:HR_IMAGES teacher={job.model_dir} "
+                          f"init={job.model_dir} objective.qat=true (or use --method static)")
+    if not job.reduce_range or job.keep_ends is False:
+        raise ConfigError("a QAT model was trained for 7-bit weights with its first and last convolution in float; "
+                          "--method qat takes neither --full-range nor --quantize-ends")
+
+
 def run_quantize(job: QuantizeJob) -> dict:
     """Quantize, measure, and return the report (the caller writes it)."""
     model, card = load_with_card(job.model_dir)
@@ -83,9 +97,16 @@ def run_quantize(job: QuantizeJob) -> dict:
         job.keep_ends = kind in IMAGE_OUTPUT_KINDS
     fp32_bytes = (resolve_model_dir(job.model_dir) / WEIGHTS_FILE).stat().st_size
     calibration = []  # first: a model without calibration data fails before any long measurement
-    if job.method == "static":
+    if job.method == "qat":
+        _check_qat_trained(card, job)
+    if job.method in CALIBRATED_METHODS:
         calibration = calibrator(kind)(model, card, job.calibrate, job.data_root, job.calibration_images)
     quality_before = _quality(kind, model, card, job)
+    if job.method == "qat":
+        start = (card.get("run", {}).get("recipe", {}) or {}).get("init")
+        if start and Path(start).exists():
+            report["quality_before_qat"] = {"model": start, **_quality(kind, load_pretrained(start).float().eval(),
+                                                                        card, job)}
     with tempfile.TemporaryDirectory(prefix="gv-quantize-") as scratch:
         if job.method in INT8_METHODS:
             fp32_onnx = Path(scratch) / "fp32.onnx"
@@ -102,7 +123,7 @@ def run_quantize(job: QuantizeJob) -> dict:
             int8 = median_latency(onnx_runner(job.output, inputs, threads), LATENCY_REPEATS)
             quantized = load_onnx_model(job.output, kind=kind, threads=threads)
             report.update(calibration_inputs=len(calibration), calibration_data=job.calibrate or "training data",
-                          reduce_range=job.reduce_range, keep_ends=job.keep_ends and job.method == "static",
+                          reduce_range=job.reduce_range, keep_ends=job.keep_ends and job.method in CALIBRATED_METHODS,
                           latency_input=[list(t.shape) for t in inputs],
                           bytes={"safetensors_fp32": fp32_bytes, "onnx_fp32": fp32_onnx.stat().st_size,
                                  "quantized": job.output.stat().st_size},

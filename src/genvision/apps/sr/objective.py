@@ -29,6 +29,7 @@ from ...config import (
 )
 from ...data.patches import PatchDataConfig
 from ...errors import ConfigError, DataError
+from ...nn.fake_quant import prepare_qat
 from ...nn.resize import imresize
 from ...registry import create_model
 from ...training.objective import DataInfo, Objective, StepContext, arch_section
@@ -54,6 +55,9 @@ class SRObjectiveConfig:
     warmup_steps: int = 100  # linear warm-up
     schedule: str = "cosine"  # cosine | constant
     min_lr_ratio: float = 0.01  # final lr / peak lr (cosine)
+    # quantization-aware training: the hidden convolutions see int8-rounded weights and inputs, as
+    # genvision quantize's static int8 (7-bit weights, first and last convolution in float) will give them
+    qat: bool = False
 
     def validate(self) -> None:
         if self.loss not in ("l1", "l2"):
@@ -148,6 +152,8 @@ class SRObjective(SRSampleMixin, Objective):
         config.validate()
         self.scale, self.total_steps = scale, total_steps
         self.lr = config.lr or DEFAULT_LR[arch]
+        if config.qat:
+            prepare_qat(model, reduce_range=True, keep_ends=True)
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
