@@ -15,9 +15,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .checkpoints import load_pretrained
 from .errors import ConfigError
-from .metrics.features import FeatureExtractor
+from .metrics.features import ClassifierExtractor, FeatureExtractor
 from .outputs import OutputGuard, write_json
+
+# dataset name -> directory under assets/extractors/ (the domain feature extractors that ship)
+SHIPPED_EXTRACTORS = {"mnist": "mnist-cnn", "mnist-mini": "mnist-cnn"}
+
+EXTRACTORS_DIR = Path(__file__).resolve().parent / "assets" / "extractors"
+
+
+def shipped_extractor_dir(dataset_name: str) -> Path | None:
+    """The shipped extractor directory for ``dataset_name``, or None when none ships for it."""
+    key = dataset_name.lower().replace("_", "-")
+    sub = SHIPPED_EXTRACTORS.get(key)
+    if sub is None:
+        return None
+    path = EXTRACTORS_DIR / sub
+    return path if (path / "model.safetensors").is_file() else None
+
+
+def load_shipped_extractor(dataset_name: str, device: str = "cpu") -> ClassifierExtractor | None:
+    """A :class:`~genvision.metrics.features.ClassifierExtractor` over the shipped classifier for
+    ``dataset_name``, or None when none ships for it."""
+    path = shipped_extractor_dir(dataset_name)
+    if path is None:
+        return None
+    model = load_pretrained(path, device=device, kind="classifier")
+    return ClassifierExtractor(model, name=f"domain:{path.name}")
+
 
 
 @dataclass
@@ -62,7 +89,12 @@ class EvaluationRequest:
 
     def feature_extractor(self, dataset: str, root: str | None) -> FeatureExtractor:
         if self.extractor_for is None:
-            raise ConfigError("this evaluation needs a feature extractor: run it through genvision.workflows.evaluate")
+            # outside the evaluation workflow (genvision quantize): the domain extractors that ship still work
+            shipped = load_shipped_extractor(dataset) if self.features in (None, "domain") else None
+            if shipped is None:
+                raise ConfigError(f"no feature extractor ships for {dataset}: score it with genvision evaluate, "
+                                  "which trains one (once)")
+            return shipped
         return self.extractor_for(dataset, root)
 
 
@@ -117,4 +149,5 @@ def write_evaluation(evaluation: Evaluation, output: Path) -> None:
     evaluation.files["json"] = output
 
 
-__all__ = ["Evaluation", "EvaluationRequest", "evaluation_data", "trained_on", "write_evaluation"]
+__all__ = ["EXTRACTORS_DIR", "SHIPPED_EXTRACTORS", "Evaluation", "EvaluationRequest", "evaluation_data",
+           "load_shipped_extractor", "shipped_extractor_dir", "trained_on", "write_evaluation"]

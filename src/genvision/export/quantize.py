@@ -44,20 +44,25 @@ __all__ = ["CALIBRATED_METHODS", "INT8_METHODS", "METHODS", "WEIGHT_DTYPES", "WE
            "quantize_onnx"]
 
 
+def _feed(tensor: torch.Tensor) -> np.ndarray:
+    """A graph input as ONNX Runtime takes it: labels as int64, everything else float32."""
+    array = tensor.detach().cpu().numpy()
+    return array.astype(np.int64) if array.dtype.kind in "iu" else array.astype(np.float32)
+
+
 class _Calibration:
     """ONNX Runtime's CalibrationDataReader over a list of input tuples (one tuple per graph run)."""
 
     def __init__(self, input_names: Sequence[str], samples: Sequence[tuple[torch.Tensor, ...]]):
-        self._feeds = iter([{name: t.detach().cpu().numpy().astype(np.float32) for name, t in zip(input_names, s)}
-                            for s in samples])
+        self._feeds = iter([{name: _feed(t) for name, t in zip(input_names, s)} for s in samples])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._feeds, None)
 
 
 def _end_convolutions(path: Path) -> list[str]:
-    """The first and the last convolution of a graph (the image-facing layers)."""
-    convs = [node.name for node in onnx.load(str(path)).graph.node if node.op_type == "Conv"]
+    """The first and the last convolution of a graph (the image-facing layers; a generator's are transposed)."""
+    convs = [node.name for node in onnx.load(str(path)).graph.node if node.op_type in ("Conv", "ConvTranspose")]
     return sorted({convs[0], convs[-1]}) if convs else []
 
 
@@ -120,10 +125,7 @@ def median_latency(run, repeats: int = 10, warmup: int = 2) -> float:
 def onnx_runner(path: Path, inputs: Iterable[torch.Tensor], threads: int | None = None):
     """A no-argument callable running the graph at ``path`` on ``inputs`` (for :func:`median_latency`)."""
     session = session_for(path, threads)
-    feeds = {}
-    for spec, tensor in zip(session.get_inputs(), inputs):
-        array = tensor.detach().cpu().numpy()
-        feeds[spec.name] = array.astype(np.int64) if array.dtype.kind in "iu" else array.astype(np.float32)
+    feeds = {spec.name: _feed(tensor) for spec, tensor in zip(session.get_inputs(), inputs)}
     return lambda: session.run(None, feeds)
 
 

@@ -24,37 +24,12 @@ from .. import pretrained
 from ..checkpoints import load_pretrained
 from ..data import load_dataset
 from ..errors import ConfigError
+from ..evaluation import EXTRACTORS_DIR, SHIPPED_EXTRACTORS, load_shipped_extractor, shipped_extractor_dir
 from ..metrics.features import ClassifierExtractor, FeatureExtractor, state_fingerprint
 from ..metrics.inception import FID_WEIGHTS_NAME, InceptionExtractor, get_inception_extractor
 from ..runtime import cache_dir
 
 TrainClassifier = Callable[..., object]  # genvision.workflows.train.train
-
-# dataset name -> directory under assets/extractors/
-SHIPPED_EXTRACTORS = {"mnist": "mnist-cnn", "mnist-mini": "mnist-cnn"}
-
-EXTRACTORS_DIR = Path(__file__).resolve().parent.parent / "assets" / "extractors"
-
-
-def shipped_extractor_dir(dataset_name: str) -> Path | None:
-    """The shipped extractor directory for ``dataset_name``, or None when none ships for it."""
-    key = dataset_name.lower().replace("_", "-")
-    sub = SHIPPED_EXTRACTORS.get(key)
-    if sub is None:
-        return None
-    path = EXTRACTORS_DIR / sub
-    return path if (path / "model.safetensors").is_file() else None
-
-
-def load_shipped_extractor(dataset_name: str, device: str = "cpu") -> ClassifierExtractor | None:
-    """A :class:`~genvision.metrics.features.ClassifierExtractor` over the shipped classifier for
-    ``dataset_name``, or None when none ships for it."""
-    path = shipped_extractor_dir(dataset_name)
-    if path is None:
-        return None
-    model = load_pretrained(path, device=device, kind="classifier")
-    return ClassifierExtractor(model, name=f"domain:{path.name}")
-
 
 def _trained_domain_extractor(dataset_name: str, data_root: str | None, progress: bool,
                               train_classifier: TrainClassifier | None) -> Path:

@@ -67,17 +67,20 @@ def _claim_model_folder(guard: OutputGuard, output: Path, model_dir: str, overwr
 
 
 @click.command()
-@click.option("--model", "model_dir", required=True, help="Model or run directory (super-resolution or classifier).")
+@click.option("--model", "model_dir", required=True, help="Model or run directory (super-resolution, classifier or GAN).")
 @click.option("--method", type=click.Choice(METHODS), default="static", show_default=True,
               help="static: int8 with calibration (conv nets); qat: the same, for a model fine-tuned with "
                    "objective.qat=true (quantization-aware training); dynamic: int8 weights, activation ranges per input "
                    "(linear-heavy nets); fp16 / bf16: half-width weight storage.")
 @click.option("--calibrate", help="static / qat: data whose inputs set the activation ranges (SR: folder:HR_IMAGES or "
-                                  "sr:Set14; classifiers: a dataset name) [default: the model's training data].")
+                                  "sr:Set14; classifiers: a dataset name; GANs take their own seeded latents) "
+                                  "[default: the model's training data].")
 @click.option("--calibration-images", type=Count(1, 100_000), default=64, show_default=True,
-              help="How many calibration images.")
+              help="How many calibration images (GANs: latents).")
 @click.option("--evaluate", "evaluation_data",
               help="Data for the quality comparison [default: sr:Set5 for SR, the test split for classifiers].")
+@click.option("--samples", type=Count(100, 1_000_000), default=10_000, show_default=True,
+              help="Generators: samples the domain FID before and after is computed on.")
 @click.option("--data-root", help="Where named datasets live (default $GENVISION_DATA).")
 @click.option("--reduce-range/--full-range", default=True, show_default=True,
               help="int8: 7-bit weights, which avoid the saturating uint8 x int8 multiply of x86 CPUs without VNNI.")
@@ -86,8 +89,8 @@ def _claim_model_folder(guard: OutputGuard, output: Path, model_dir: str, overwr
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="int8: the .onnx file; fp16 / bf16: a model directory. OUTPUT.json gets the report.")
 @overwrite_option
-def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, data_root, reduce_range, keep_ends,
-             output, overwrite):
+def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, samples, data_root, reduce_range,
+             keep_ends, output, overwrite):
     """Quantize a model and report size, latency and quality against the original.
 
     int8 files run in onnxruntime (genvision upscale / classify --model OUT.onnx); half-width model
@@ -104,7 +107,7 @@ def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, 
         _claim_model_folder(guard, output, model_dir, overwrite)
     report_path = guard.claim(sidecar_of(output))
     report = run_quantize(QuantizeJob(model_dir, method, output, calibrate, calibration_images, evaluation_data,
-                                      data_root, reduce_range=reduce_range, keep_ends=keep_ends))
+                                      data_root, samples=samples, reduce_range=reduce_range, keep_ends=keep_ends))
     write_json(report_path, report)
     quality = report["quality"]
     metric = quality["metric"]

@@ -5,7 +5,7 @@ int8 (``static``, ``qat``, ``dynamic``) writes an ``.onnx`` file that ``upscale`
 every command loads. Either way OUTPUT.json holds the report: sizes, latencies measured in this run on
 the same real input (PyTorch eager fp32, ONNX Runtime fp32, the quantized model), and the quality of the
 original and the quantized model in the kind's own metric (Y-PSNR for super-resolution, accuracy for
-classifiers), measured by the kind's evaluator. ``qat`` also scores the float model the quantization-aware
+classifiers, domain FID for GANs), measured by the kind's evaluator. ``qat`` also scores the float model the quantization-aware
 fine-tuning started from (its recipe's ``init``), the number int8 is to be compared with.
 """
 
@@ -33,8 +33,9 @@ from ...export.quantize import (
     quantize_onnx,
 )
 
-QUALITY_METRIC = {"sr": "psnr", "classifier": "accuracy"}  # the number each kind's evaluator reports first
-IMAGE_OUTPUT_KINDS = ("sr",)
+# the number each kind's evaluator reports first: Y-PSNR, accuracy, domain FID (lower is better)
+QUALITY_METRIC = {"sr": "psnr", "classifier": "accuracy", "gan": "fid"}
+IMAGE_OUTPUT_KINDS = ("sr", "gan")
 LATENCY_REPEATS = 10
 LATENCY_SAMPLES = 32  # calibration images asked for the latency input: a classifier's batch of 32
 
@@ -48,13 +49,15 @@ class QuantizeJob:
     calibration_images: int = 64
     evaluate: str | None = None  # quality data; default: the kind evaluator's
     data_root: str | None = None
+    samples: int = 10_000  # generators: samples the FID before and after is computed on
     reduce_range: bool = True  # 7-bit weights (see genvision.export.quantize.quantize_onnx)
     keep_ends: bool | None = None  # static: first and last convolution in float; None: for image outputs (sr)
     report: dict = field(default_factory=dict)
 
 
 def _quality(kind: str, model, card: dict, job: QuantizeJob) -> dict:
-    request = EvaluationRequest(model=job.model_dir, data=job.evaluate, data_root=job.data_root, progress=False)
+    request = EvaluationRequest(model=job.model_dir, data=job.evaluate, data_root=job.data_root, n=job.samples,
+                                progress=False)
     started = time.perf_counter()
     metrics = evaluator(kind)(model, card, request).metrics
     value = metrics[QUALITY_METRIC[kind]]

@@ -9,6 +9,7 @@ APP = App(
     summary="sample, interpolate and evaluate any generator",
     evaluators={"gan": "genvision.apps.generation.evaluate:evaluate_generator_model",
                 "diffusion": "genvision.apps.generation.evaluate:evaluate_generator_model"},
+    calibrators={"gan": "genvision.apps.generation.calibrate:calibration_inputs"},
     commands=(
         CommandRef("generate", "genvision.apps.generation.commands:generate",
                    "Sample images from a trained generator."),
