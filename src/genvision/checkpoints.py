@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import __version__, atomic
+from . import __version__, atomic, zoo
 from . import models as _networks  # noqa: F401  (registers every network this module can load)
 from .config import shown, to_dict
 from .errors import CheckpointError, ConfigError, reason
@@ -89,7 +89,10 @@ def save_pretrained(model: nn.Module, directory: str | Path, *, ema_state: dict[
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """Accept a model directory, a run directory (its latest checkpoint) or a checkpoint dir."""
+    """Accept a model directory, a run directory (its latest checkpoint), a checkpoint dir, or ``zoo:NAME``
+    (a model shipped with genvision, its files' sha256 checked)."""
+    if zoo.is_zoo_spec(path):
+        return zoo.resolve(path)
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"model not found: {path}")

@@ -33,6 +33,7 @@ APPS: list[str] = [
     "genvision.apps.retrieval",
     "genvision.apps.deploy",
     "genvision.apps.codec",
+    "genvision.apps.zoo",
 ]
 
 

@@ -1,0 +1,197 @@
+"""Build the model zoo (src/genvision/assets/zoo) from trained runs: weights, model cards, index with sha256.
+
+    python scripts/build_zoo.py                 # every entry whose run is present
+    python scripts/build_zoo.py --only edsr-x3  # one entry (the others in the index are kept)
+
+Each entry below names the run it ships, the benchmark command that scored it (``scored_by``), the
+results its card cites, its data and their licences; the run's resolved recipe ships beside the weights
+as recipe.yaml, so ``genvision train FAMILY --config recipe.yaml`` trains it again. The weights are the run's EMA weights (its plain weights when it keeps no EMA), stored as fp16
+where ``dtype`` says so (issue 16's quantization report: fp16 storage costs <= 0.0001 dB on SR models).
+The card is written from the run's own files: its recipe, steps and time, and the cited numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from genvision import zoo
+from genvision.checkpoints import WEIGHTS_FILE, load_with_card, resolve_model_dir, save_pretrained
+from genvision.export.quantize import half_width_state
+
+RUNS = ROOT / "benchmarks" / "results" / "runs"
+RESULTS = ROOT / "benchmarks" / "results"
+RECIPE_FILE = "recipe.yaml"
+SIZE_BUDGET = 60 * 2**20  # the installed zoo, all entries together (issue 17)
+
+SR_DATA = ("sr-train: T91 (Yang et al. 2010; academic research use, no explicit licence) and BSDS300 train "
+           "(Martin et al. 2001; UC Berkeley, non-commercial research and educational use)")
+MNIST_DATA = "MNIST (LeCun, Cortes & Burges; CC BY-SA 3.0)"
+WEIGHTS_LICENCE = "Apache-2.0"
+NC_NOTE = "the weights are Apache-2.0; their training data allow non-commercial research use only"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    task: str
+    run: str  # relative to benchmarks/results/runs (or an absolute path)
+    scored_by: str  # the benchmark command that scores it (some also train it: see their docstrings)
+    data: str
+    metrics: dict[str, tuple[str, str]]  # label -> (results file under benchmarks/results, quality key)
+    dtype: str = "fp16"
+    version: str = "1"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+SPECS = (
+    Spec("edsr-x3", "x3 super-resolution of photos", "sr-edsr-x3-15min",
+         "python benchmarks/quantize_models.py --data-root ../shared/data --model RUN --methods fp16", SR_DATA,
+         {"Set5 Y-PSNR": ("quantize/sr-edsr-x3-15min-static-on-sr-set5.json", "before"),
+          "Set14 Y-PSNR": ("quantize/sr-edsr-x3-15min-static-on-sr-set14.json", "before")},
+         notes=(NC_NOTE, ("a 15-minute CPU run (EDSR width 32, depth 8); round 1's 60-minute models are not on this "
+                         "machine yet"))),
+    Spec("espcn-x3", "x3 super-resolution of photos (fast)", "sr-espcn-x3-10min",
+         "python benchmarks/quantize_models.py --data-root ../shared/data --model RUN --methods fp16", SR_DATA,
+         {"Set5 Y-PSNR": ("quantize/sr-espcn-x3-10min-static-on-sr-set5.json", "before"),
+          "Set14 Y-PSNR": ("quantize/sr-espcn-x3-10min-static-on-sr-set14.json", "before")},
+         notes=(NC_NOTE,)),
+    Spec("dncnn", "blind denoising of photos (Gaussian noise, sigma 0-55)", "denoise-dncnn-60min",
+         "python benchmarks/denoise.py --data-root ../shared/data --minutes 60 (trains and scores)", SR_DATA,
+         {f"{s} sigma{n} PSNR": ("denoise/denoise-dncnn-60min-ema.json", f"{s} σ{n}")
+          for s in ("Set5", "Set14") for n in (15, 25, 50)}, notes=(NC_NOTE,)),
+    Spec("lama-photos", "photo inpainting (LaMa-style, Fourier convolutions)", "inpaint-lama-2000steps",
+         "python benchmarks/inpaint_photos.py --model RUN", SR_DATA,
+         {"hole 10-20% PSNR": ("inpainting/learned-lama-vs-classical-set5-set14-19-images.json", "net 10-20% PSNR"),
+          "hole 30-40% PSNR": ("inpainting/learned-lama-vs-classical-set5-set14-19-images.json", "net 30-40% PSNR")},
+         notes=(NC_NOTE, "2,000 steps: at 10-20% holes it trails OpenCV's Telea by 0.19 dB, at 30-40% it leads by 0.16")),
+    Spec("simclr-photos", "photo embeddings for near-duplicate retrieval", "retrieval-simclr-photos-20min",
+         "python benchmarks/retrieval_copy.py --simclr RUN", SR_DATA,
+         {"copy detection recall@1": ("retrieval-copy/copy-detection-retrieval-simclr-photos-20min.json",
+                                      "recall_at_1")}, notes=(NC_NOTE,)),
+    Spec("cvae-mnist", "class-conditional digit VAE (generation, inpainting)", "inpaint-cvae-mnist-20000steps",
+         "python benchmarks/inpaint_digits.py --methods cvae --cvae RUN", MNIST_DATA,
+         {"bottom-half inpainting recognised": (
+             "inpaint-digits/cvae-bottom-half-k-4-no-label-steps-200-lr-0.05-prior-weight-0.01.json", "recognised")}),
+    Spec("dit-mnist", "class-conditional digit DiT (flow matching; generation, inpainting)",
+         "inpaint-dit-mnist-1500steps", "python benchmarks/inpaint_digits.py --dit RUN", MNIST_DATA,
+         {"bottom-half inpainting recognised": (
+             "inpaint-digits/dit-bottom-half-k-4-no-label-steps-16-sampler-euler-resample-1.json", "recognised")},
+         notes=("1,500 steps: a short run; its samples are recognisable but not the round-1 30-minute DiT",)),
+    Spec("johnson-starry-night", "fast style transfer: The Starry Night", "style-fast/johnson",
+         "python benchmarks/style_fast.py --phase evaluate --runs RUN_PARENT (see docs/BENCHMARKS.md, style-fast)",
+         "content: sr-train photos (see above); style: van Gogh, The Starry Night (public domain)",
+         {"style loss vs optimisation": ("style-fast/johnson-starry-night.jpg-1024px-vs-transformernet-eager.json",
+                                         "style_vs_optimize")}, notes=(NC_NOTE,)),
+    Spec("codec-hyperprior", "learned image codec (scale hyperprior, ~0.55 bpp)", "codec-hp-0.0067",
+         "python benchmarks/codec_rd.py --data-root ../shared/data --models RUN", SR_DATA,
+         {"bpp (Set5+Set14)": ("codec/codec-hyperprior-lambda-0.0067-on-all.json", "bpp"),
+          "RGB PSNR": ("codec/codec-hyperprior-lambda-0.0067-on-all.json", "psnr"),
+          "vs JPEG at equal bpp (dB)": ("codec/codec-hyperprior-lambda-0.0067-on-all.json", "dpsnr_vs_jpeg")},
+         dtype="fp32", notes=(NC_NOTE, ("fp32: the coder's tables and the .gvc weight fingerprint come from these "
+                                       "exact weights"), "1,200 steps: 6 dB below JPEG at its rate (issue 16)")),
+)
+
+
+def _metrics(spec: Spec) -> tuple[dict, dict]:
+    values, sources = {}, {}
+    for label, (file, key) in spec.metrics.items():
+        result = json.loads((RESULTS / file).read_text())
+        value = result["quality"][key]
+        values[label] = round(value, 4) if isinstance(value, float) else value
+        sources[label] = {"file": f"benchmarks/results/{file}", "command": result["command"],
+                          "machine": result["machine"], "date": result["date"]}
+    return values, sources
+
+
+def _trained(run: Path) -> dict:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    elapsed = max((r.get("elapsed_s", 0.0) for r in rows), default=0.0)
+    return {"steps": max((r.get("step", 0) for r in rows), default=0), "minutes": round(elapsed / 60, 1)}
+
+
+def _card_text(item: dict, spec: Spec, card: dict, sources: dict) -> str:
+    config = json.dumps(card["config"])
+    lines = [f"# zoo:{spec.name} (version {spec.version})", "", spec.task + ".", "",
+             "```", f"genvision ... --model zoo:{spec.name}", f'genvision.load_model("zoo:{spec.name}")', "```", "",
+             "## Model", "", f"- arch `{card['model']}` (kind `{card['kind']}`), config `{config}`",
+             f"- weights: {item['bytes']:,} bytes as {spec.dtype} safetensors (computed in float32 once loaded)",
+             "", "## Training", "", f"- data: {spec.data}",
+             (f"- recipe: `{RECIPE_FILE}` beside this card (the run's resolved recipe; point its data paths at "
+             "your copy of the data with --data)"),
+             (f"- {item['trained']['steps']:,} steps in {item['trained']['minutes']} minutes on "
+             f"{item['trained']['machine']}"),
+             f"- reproduce: `{item['reproduce']}` (RUN: the run directory it writes)", "", "## Metrics", ""]
+    for label, value in item["metrics"].items():
+        source = sources[label]
+        lines.append(f"- {label}: **{value}** ({source['file']}; `{source['command']}`; {source['machine']}, "
+                     f"{source['date']})")
+    lines += ["", "## Licence", "", f"- weights: {item['licence']}", f"- data: {spec.data}", ""]
+    if spec.notes:
+        lines += ["## Notes", "", *[f"- {note}" for note in spec.notes], ""]
+    lines += ["## Files (sha256)", "", *[f"- `{name}` {digest}" for name, digest in item["files"].items()], ""]
+    return "\n".join(lines)
+
+
+def build(spec: Spec) -> dict:
+    run = Path(spec.run) if Path(spec.run).is_absolute() else RUNS / spec.run
+    model, card = load_with_card(run)  # the EMA weights when the run keeps them
+    target = zoo.ZOO_DIR / spec.name
+    state = half_width_state(model, spec.dtype) if spec.dtype in ("fp16", "bf16") else None
+    extra = {key: value for key, value in card.items()
+             if key not in ("format", "format_version", "genvision_version", "model", "kind", "config")}
+    extra["zoo"] = {"name": spec.name, "version": spec.version, "storage": spec.dtype}
+    save_pretrained(model.float(), target, state=state, extra=extra)
+    metrics, sources = _metrics(spec)
+    item = {"version": spec.version, "task": spec.task, "kind": card["kind"], "model": card["model"],
+            "dtype": spec.dtype, "licence": WEIGHTS_LICENCE, "metrics": metrics, "data": spec.data,
+            "trained": {**_trained(run), "machine": next(iter(sources.values()))["machine"]}}
+    shutil.copyfile(run / "config.yaml", target / RECIPE_FILE)  # the run's resolved recipe, to train it again
+    family = card.get("run", {}).get("recipe", {}).get("family", card["kind"])
+    item["recipe"] = f"genvision train {family} --config src/genvision/assets/zoo/{spec.name}/{RECIPE_FILE}"
+    item["reproduce"] = f"{item['recipe']}; then {spec.scored_by}"
+    files = ["config.json", WEIGHTS_FILE, RECIPE_FILE]
+    item["files"] = {name: zoo.sha256(target / name) for name in files}
+    item["bytes"] = sum((target / name).stat().st_size for name in files)
+    (target / "MODEL_CARD.md").write_text(_card_text(item, spec, card, sources))
+    item["files"]["MODEL_CARD.md"] = zoo.sha256(target / "MODEL_CARD.md")
+    item["bytes"] += (target / "MODEL_CARD.md").stat().st_size
+    return item
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", help="build only these entries (the rest of the index is kept)")
+    args = parser.parse_args()
+    index_path = zoo.ZOO_DIR / zoo.INDEX_FILE
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {"format": zoo.INDEX_FORMAT, "models": {}}
+    for spec in SPECS:
+        if args.only and spec.name not in args.only:
+            continue
+        run = Path(spec.run) if Path(spec.run).is_absolute() else RUNS / spec.run
+        try:
+            resolve_model_dir(run)
+        except Exception as exc:  # noqa: BLE001 -- a run absent here is reported and skipped, not fatal
+            print(f"skip {spec.name}: {exc}")
+            continue
+        if (zoo.ZOO_DIR / spec.name).exists():
+            shutil.rmtree(zoo.ZOO_DIR / spec.name)
+        index["models"][spec.name] = build(spec)
+        print(f"zoo:{spec.name}: {index['models'][spec.name]['bytes'] / 2**20:.2f} MiB")
+    total = sum(item["bytes"] for item in index["models"].values())
+    if total > SIZE_BUDGET:
+        raise SystemExit(f"the zoo is {total / 2**20:.1f} MiB, over its {SIZE_BUDGET / 2**20:.0f} MiB budget")
+    index["models"] = dict(sorted(index["models"].items()))
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    print(f"{len(index['models'])} models, {total / 2**20:.1f} MiB -> {index_path}")
+
+
+if __name__ == "__main__":
+    main()
