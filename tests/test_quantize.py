@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from genvision.checkpoints import load_pretrained, save_pretrained
 from genvision.cli import main
+from genvision.errors import CheckpointError
 from genvision.export.onnx_model import load_onnx_model
 from genvision.registry import create_model
 
@@ -82,6 +83,32 @@ def test_half_width_storage_loads_as_the_rounded_weights(sr_model, tmp_path, met
     assert report["size_ratio"] > 1.8 and abs(report["quality"]["delta"]) < 0.05
     card = json.loads((out / "config.json").read_text())
     assert card["storage"]["dtype"] == method and card["run"]["recipe"]["data"]["name"] == f"folder:{folder}"
+
+
+def test_int8_weight_storage_loads_as_the_dequantized_weights(sr_model, tmp_path):
+    model_dir, folder = sr_model
+    out = tmp_path / "espcn-int8w"
+    assert main(["quantize", "--model", str(model_dir), "--method", "int8-weights", "--evaluate", f"folder:{folder}",
+                 "-o", str(out)]) == 0
+    stored = load_file(str(out / "model.safetensors"))
+    original, loaded = load_pretrained(model_dir), load_pretrained(out)
+    for name, tensor in original.state_dict().items():
+        got = loaded.state_dict()[name]
+        if tensor.ndim >= 2:  # kernels: int8 levels, one scale per output channel
+            assert stored[name].dtype == torch.int8 and stored[name].abs().max() <= 127
+            scale = stored[name + ".int8_scale"]
+            assert scale.shape == (tensor.shape[0],)
+            torch.testing.assert_close(got, stored[name].float() * scale.view(-1, 1, 1, 1))
+            assert (got - tensor).abs().max() <= scale.max() / 2 + 1e-7  # rounding, never more
+        else:  # biases stay float32
+            assert stored[name].dtype == torch.float32 and torch.equal(got, tensor)
+    report = json.loads((tmp_path / "espcn-int8w.json").read_text())
+    assert report["size_ratio"] > 2.5 and abs(report["quality"]["delta"]) < 0.1
+    # a scale without its int8 tensor, or of the wrong length, is refused before any tensor loads
+    stored["body.0.weight.int8_scale"] = torch.ones(3)
+    save_file(stored, str(out / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="does not scale an int8 tensor"):
+        load_pretrained(out)
 
 
 def test_dynamic_int8_on_a_classifier(tmp_path):

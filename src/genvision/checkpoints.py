@@ -38,6 +38,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
+INT8_SCALE_SUFFIX = ".int8_scale"  # beside a tensor stored as int8: its per-output-channel scale
 STATE_FILE = "trainer_state.pt"
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
@@ -128,10 +129,20 @@ def read_model_card(directory: str | Path) -> dict[str, Any]:
 
 def _load_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
-        return load_file(str(path))
+        return _dequantize(load_file(str(path)))
     except (SafetensorError, OSError, ValueError) as exc:
         # Covers pickles and other files disguised as safetensors: they are never executed.
         raise CheckpointError(f"{path} is not a valid safetensors file ({reason(exc)})") from None
+
+
+def _dequantize(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors stored as int8 weights (genvision quantize --method int8-weights) back to float32: each is
+    ``q * scale`` with one scale per output channel, stored beside it as ``NAME.int8_scale``."""
+    for key in [k for k in state if k.endswith(INT8_SCALE_SUFFIX)]:
+        name, scale = key[:-len(INT8_SCALE_SUFFIX)], state.pop(key)
+        q = state[name]  # (out, ...) int8
+        state[name] = q.float() * scale.float().view(-1, *([1] * (q.ndim - 1)))
+    return state
 
 
 def _read_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -190,6 +201,12 @@ def _check_weights(path: Path, expected: dict[str, torch.Tensor], config: Any, e
     covers only the sampled sub-network, so it may hold a subset.
     """
     stored = _read_header(path)
+    int8 = {key[:-len(INT8_SCALE_SUFFIX)]: stored.pop(key) for key in list(stored) if key.endswith(INT8_SCALE_SUFFIX)}
+    for key, (scale_shape, scale_dtype) in int8.items():  # int8 weights: one float scale per output channel
+        shape, dtype = stored.get(key, ((), None))
+        if dtype != "I8" or not shape or scale_shape != shape[:1] or scale_dtype not in _FLOAT_DTYPES:
+            raise CheckpointError(f"{path}: {_key(key + INT8_SCALE_SUFFIX)} does not scale an int8 tensor of "
+                                  f"{shape[:1] or 'its'} output channels")
     unexpected = sorted(set(stored) - set(expected))
     missing = sorted(set(expected) - set(stored)) if complete else []
     if missing or unexpected:
@@ -204,7 +221,7 @@ def _check_weights(path: Path, expected: dict[str, torch.Tensor], config: Any, e
         if shape != want:
             raise CheckpointError(f"{path}: {_key(key)} has shape {shape}, {CONFIG_FILE}'s "
                                   f"{_explaining_fields(config, want, shape)} expects {want}")
-        if expected[key].is_floating_point() and dtype not in _FLOAT_DTYPES:
+        if expected[key].is_floating_point() and dtype not in _FLOAT_DTYPES and key not in int8:
             raise CheckpointError(f"{path}: {_key(key)} is stored as {dtype}; model {entry.name} needs "
                                   "floating-point values")
 

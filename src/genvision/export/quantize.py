@@ -9,6 +9,8 @@
   (``quantize_dynamic``); no calibration data. Suited to linear-heavy models (transformers).
 * ``fp16`` / ``bf16``: the weights stored at half width in the model directory for shipping; they are
   widened back to float32 when loaded, so the network computes exactly as before up to that rounding.
+* ``int8-weights``: weight matrices and kernels stored as int8 (one scale per output channel), the rest
+  as float32; widened back to float32 when loaded (weight-only quantization for shipping).
 
 ONNX Runtime's quantizer is used rather than PyTorch's PT2E flow: its int8 graphs run in the same
 runtime the exported fp32 graphs already run in (``--backend onnxruntime``), with no compiler needed at
@@ -21,7 +23,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +33,18 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from ..atomic import write_bytes
+from ..checkpoints import INT8_SCALE_SUFFIX
 from ..errors import ConfigError
 from .onnx_export import ExportError, session_for
 
 INT8_METHODS = ("static", "qat", "dynamic")
 CALIBRATED_METHODS = ("static", "qat")
-WEIGHT_METHODS = ("fp16", "bf16")
+WEIGHT_METHODS = ("fp16", "bf16", "int8-weights")
 METHODS = INT8_METHODS + WEIGHT_METHODS
 WEIGHT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
-__all__ = ["CALIBRATED_METHODS", "INT8_METHODS", "METHODS", "WEIGHT_DTYPES", "WEIGHT_METHODS", "half_width_state", "median_latency",
+__all__ = ["CALIBRATED_METHODS", "INT8_METHODS", "METHODS", "WEIGHT_DTYPES", "WEIGHT_METHODS", "half_width_state",
+           "int8_weight_state", "interleaved_latency", "median_latency", "median_ratio",
            "quantize_onnx"]
 
 
@@ -122,11 +126,48 @@ def median_latency(run, repeats: int = 10, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
+def interleaved_latency(runs: dict[str, Callable[[], object]], rounds: int = 20,
+                        warmup: int = 2) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Seconds per call of each of ``runs``, timed in interleaved rounds (A B C, A B C, ...) so that a slow
+    spell of the machine hits every contender alike: the median of each, and every round's times (for
+    ratios taken round by round, see :func:`median_ratio`)."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}, times
+
+
+def median_ratio(times: dict[str, list[float]], slower: str, faster: str) -> float:
+    """The median over rounds of ``slower / faster``: a speed-up robust to the machine's noise."""
+    return statistics.median(a / b for a, b in zip(times[slower], times[faster]))
+
+
 def onnx_runner(path: Path, inputs: Iterable[torch.Tensor], threads: int | None = None):
     """A no-argument callable running the graph at ``path`` on ``inputs`` (for :func:`median_latency`)."""
     session = session_for(path, threads)
     feeds = {spec.name: _feed(tensor) for spec, tensor in zip(session.get_inputs(), inputs)}
     return lambda: session.run(None, feeds)
+
+
+def int8_weight_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state with every weight matrix and kernel (2-D and up) stored as int8, symmetric per output
+    channel, its scale beside it as ``NAME.int8_scale`` (float32); biases, norms and buffers as they are.
+    genvision.checkpoints widens them back to float32 on loading: storage only, the compute stays float."""
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if not tensor.is_floating_point() or tensor.ndim < 2:
+            state[name] = tensor
+            continue
+        scale = tensor.detach().float().abs().flatten(1).amax(1).clamp_min(1e-12) / 127  # (out,)
+        levels = (tensor.float() / scale.view(-1, *([1] * (tensor.ndim - 1)))).round().clamp(-127, 127)
+        state[name], state[name + INT8_SCALE_SUFFIX] = levels.to(torch.int8), scale
+    return state
 
 
 def half_width_state(model: torch.nn.Module, method: str) -> dict[str, torch.Tensor]:

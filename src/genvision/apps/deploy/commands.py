@@ -71,7 +71,8 @@ def _claim_model_folder(guard: OutputGuard, output: Path, model_dir: str, overwr
 @click.option("--method", type=click.Choice(METHODS), default="static", show_default=True,
               help="static: int8 with calibration (conv nets); qat: the same, for a model fine-tuned with "
                    "objective.qat=true (quantization-aware training); dynamic: int8 weights, activation ranges per input "
-                   "(linear-heavy nets); fp16 / bf16: half-width weight storage.")
+                   "(linear-heavy nets); fp16 / bf16: half-width weight storage; int8-weights: int8 weight "
+                   "storage (per output channel), float compute.")
 @click.option("--calibrate", help="static / qat: data whose inputs set the activation ranges (SR: folder:HR_IMAGES or "
                                   "sr:Set14; classifiers: a dataset name; GANs take their own seeded latents) "
                                   "[default: the model's training data].")
@@ -87,7 +88,8 @@ def _claim_model_folder(guard: OutputGuard, output: Path, model_dir: str, overwr
 @click.option("--keep-ends/--quantize-ends", default=None,
               help="static: leave the first and last convolution in float [default: for models that output images].")
 @click.option("-o", "--output", required=True, type=click.Path(),
-              help="int8: the .onnx file; fp16 / bf16: a model directory. OUTPUT.json gets the report.")
+              help="int8: the .onnx file; fp16 / bf16 / int8-weights: a model directory. OUTPUT.json gets the "
+                   "report.")
 @overwrite_option
 def quantize(model_dir, method, calibrate, calibration_images, evaluation_data, samples, data_root, reduce_range,
              keep_ends, output, overwrite):

@@ -23,7 +23,7 @@ from ...apps import evaluator
 from ...checkpoints import load_pretrained, load_with_card, save_pretrained
 from ...evaluation import EvaluationRequest
 from ...export.pruning import prune_channels
-from ...export.quantize import median_latency
+from ...export.quantize import interleaved_latency, median_ratio
 from .quantize import QUALITY_METRIC
 
 CARD_FIELDS_NOT_COPIED = ("format", "format_version", "genvision_version", "model", "kind", "config")
@@ -65,14 +65,13 @@ def run_prune(job: PruneJob) -> dict:
     if model.model_kind == "sr":  # a photo-sized input: latency on 8x8 measures only the call overhead
         inputs = (torch.rand(1, model.config.channels, 128, 128, generator=torch.Generator().manual_seed(0)),)
     with torch.inference_mode():
-        latency = {"original": median_latency(lambda: model(*inputs)),
-                   "pruned": median_latency(lambda: pruned(*inputs))}
+        latency, rounds = interleaved_latency({"original": lambda: model(*inputs), "pruned": lambda: pruned(*inputs)})
     report = {"model": card["model"], "kind": card["kind"], "source": str(job.model_dir), "output": str(job.output),
               "amount": job.amount, "widths": widths,
               "params": {"original": _parameters(model), "pruned": _parameters(pruned)},
               "bytes": {"original": _weights_bytes(model), "pruned": _weights_bytes(pruned)},
               "latency_s": latency, "latency_input": [list(t.shape) for t in inputs],
-              "speedup": latency["original"] / latency["pruned"], "threads": torch.get_num_threads()}
+              "speedup": median_ratio(rounds, "original", "pruned"), "threads": torch.get_num_threads()}
     report["size_ratio"] = report["bytes"]["original"] / report["bytes"]["pruned"]
     if job.evaluate is not None and card["kind"] in QUALITY_METRIC:
         started = time.perf_counter()

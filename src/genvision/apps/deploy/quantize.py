@@ -1,8 +1,8 @@
 """``genvision quantize``: a smaller model and the report that says what it cost.
 
 int8 (``static``, ``qat``, ``dynamic``) writes an ``.onnx`` file that ``upscale`` / ``classify`` run with
-``--backend onnxruntime``; ``fp16`` / ``bf16`` write a model directory with half-width weights that
-every command loads. Either way OUTPUT.json holds the report: sizes, latencies measured in this run on
+``--backend onnxruntime``; ``fp16`` / ``bf16`` / ``int8-weights`` write a model directory with
+narrower weights that every command loads (widened to float32 there). Either way OUTPUT.json holds the report: sizes, latencies measured in this run on
 the same real input (PyTorch eager fp32, ONNX Runtime fp32, the quantized model), and the quality of the
 original and the quantized model in the kind's own metric (Y-PSNR for super-resolution, accuracy for
 classifiers, domain FID for GANs), measured by the kind's evaluator. ``qat`` also scores the float model the quantization-aware
@@ -28,7 +28,9 @@ from ...export.quantize import (
     CALIBRATED_METHODS,
     INT8_METHODS,
     half_width_state,
-    median_latency,
+    int8_weight_state,
+    interleaved_latency,
+    median_ratio,
     onnx_runner,
     quantize_onnx,
 )
@@ -36,7 +38,7 @@ from ...export.quantize import (
 # the number each kind's evaluator reports first: Y-PSNR, accuracy, domain FID (lower is better)
 QUALITY_METRIC = {"sr": "psnr", "classifier": "accuracy", "gan": "fid"}
 IMAGE_OUTPUT_KINDS = ("sr", "gan")
-LATENCY_REPEATS = 10
+LATENCY_ROUNDS = 20  # interleaved: eager, ORT fp32, quantized in turn, the speed-ups the median of the rounds
 LATENCY_SAMPLES = 32  # calibration images asked for the latency input: a classifier's batch of 32
 
 
@@ -121,20 +123,21 @@ def run_quantize(job: QuantizeJob) -> dict:
                           keep_ends=job.keep_ends)
             inputs = _latency_input(kind, model, card, job)
             with torch.inference_mode():
-                eager = median_latency(lambda: model(*inputs), LATENCY_REPEATS)
-            ort_fp32 = median_latency(onnx_runner(fp32_onnx, inputs, threads), LATENCY_REPEATS)
-            int8 = median_latency(onnx_runner(job.output, inputs, threads), LATENCY_REPEATS)
+                latency, rounds = interleaved_latency(
+                    {"torch_eager_fp32": lambda: model(*inputs), "onnxruntime_fp32": onnx_runner(fp32_onnx, inputs, threads),
+                     "quantized": onnx_runner(job.output, inputs, threads)}, LATENCY_ROUNDS)
             quantized = load_onnx_model(job.output, kind=kind, threads=threads)
             report.update(calibration_inputs=len(calibration), calibration_data=job.calibrate or "training data",
                           reduce_range=job.reduce_range, keep_ends=job.keep_ends and job.method in CALIBRATED_METHODS,
                           latency_input=[list(t.shape) for t in inputs],
                           bytes={"safetensors_fp32": fp32_bytes, "onnx_fp32": fp32_onnx.stat().st_size,
                                  "quantized": job.output.stat().st_size},
-                          latency_s={"torch_eager_fp32": eager, "onnxruntime_fp32": ort_fp32, "quantized": int8},
-                          speedup_vs_eager=eager / int8, speedup_vs_onnxruntime_fp32=ort_fp32 / int8,
+                          latency_s=latency, latency_rounds=LATENCY_ROUNDS,
+                          speedup_vs_eager=median_ratio(rounds, "torch_eager_fp32", "quantized"),
+                          speedup_vs_onnxruntime_fp32=median_ratio(rounds, "onnxruntime_fp32", "quantized"),
                           size_ratio=fp32_onnx.stat().st_size / job.output.stat().st_size)
         else:
-            state = half_width_state(model, job.method)
+            state = int8_weight_state(model) if job.method == "int8-weights" else half_width_state(model, job.method)
             if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
                 raise ConfigError(f"{job.model_dir} has weights beyond {job.method}'s range; use bf16")
             extra = {k: v for k, v in card.items() if k not in ("format", "format_version", "genvision_version",
