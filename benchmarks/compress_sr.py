@@ -14,9 +14,11 @@ same recipe: batch 16, 96-pixel HR patches of ../shared/data/sr-train, cosine sc
 * ``narrow``: the pruned model's architecture (the same widths) trained from scratch for the same steps,
   the control that says whether pruning kept anything worth keeping.
 
-Each row: parameters, bytes of its weights as safetensors (fp32), median eager latency (10 runs, after 2 warm-ups) on
-Set5's first LR image, measured in this process one arm after the other, and Y-PSNR on Set5 and Set14 by
-the protocol (genvision.apps.sr.evaluate). Run nothing else meanwhile: the arms share the 2 cores.
+Each row: parameters, bytes of its weights as safetensors (fp32), eager latency on Set5's first LR image
+(every arm in 20 interleaved rounds after all training, the speed-up the median of the per-round ratios to
+the teacher), the training time, and Y-PSNR on Set5 and Set14 by the protocol
+(genvision.apps.sr.evaluate). ``--score-only`` scores the runs an earlier invocation trained. Run nothing
+else meanwhile: the arms share the 2 cores.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -38,19 +39,15 @@ from genvision.apps.deploy.prune import PruneJob, run_prune
 from genvision.apps.sr.evaluate import evaluate_upscaler, list_hr_images, load_hr, resolve_hr_folder
 from genvision.apps.sr.pipeline import upscale_tensor
 from genvision.checkpoints import load_pretrained
-from genvision.export.quantize import median_latency
+from genvision.export.quantize import interleaved_latency, median_ratio
 from genvision.nn.resize import make_lr
 
 RUNS = RESULTS / "runs"
 ALL_ARMS = ("teacher", "student", "distilled", "pruned", "pruned-tuned", "narrow")
 
 
-def score(model_dir: Path, data_root: str | None, latency_image: torch.Tensor) -> dict:
-    model = load_pretrained(model_dir, kind="sr").eval()
-    with torch.inference_mode():
-        latency = median_latency(lambda: model(latency_image))
-    row = {"params": sum(p.numel() for p in model.parameters()), "bytes": len(save(model.state_dict())),
-           "latency_ms": round(1000 * latency, 1)}
+def quality(model, data_root: str | None) -> dict:
+    row = {"params": sum(p.numel() for p in model.parameters()), "bytes": len(save(model.state_dict()))}
     for dataset in ("Set5", "Set14"):
         res = evaluate_upscaler(lambda lr: upscale_tensor(model, lr[0])[None], f"sr:{dataset}",
                                 scale=model.config.scale, data_root=data_root)
@@ -58,13 +55,22 @@ def score(model_dir: Path, data_root: str | None, latency_image: torch.Tensor) -
     return row
 
 
-def train_arm(name: str, family: str, overrides: list[str]) -> tuple[Path, float]:
+def train_minutes(run: Path) -> float:
+    """The run's own training time (0 for a model that was not trained here)."""
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file():
+        return 0.0
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    return max((r.get("elapsed_s", 0.0) for r in rows), default=0.0) / 60
+
+
+def train_arm(name: str, family: str, overrides: list[str], score_only: bool) -> Path:
+    if score_only:  # the run an earlier invocation trained
+        return RUNS / name
     if (RUNS / name).exists():
         shutil.rmtree(RUNS / name)
-    started = time.perf_counter()
-    result = train(family, progress=True, overrides=[f"train.out_dir={RUNS}", f"train.name={name}",
-                                                     "tensorboard=false", "sample_every=0", *overrides])
-    return result.run_dir, time.perf_counter() - started
+    return train(family, progress=True, overrides=[f"train.out_dir={RUNS}", f"train.name={name}",
+                                                   "tensorboard=false", "sample_every=0", *overrides]).run_dir
 
 
 def main() -> None:
@@ -74,6 +80,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--amount", type=float, default=0.5, help="fraction of channels the pruned arms remove")
     parser.add_argument("--arms", default=",".join(ALL_ARMS))
+    parser.add_argument("--score-only", action="store_true", help="score the runs an earlier invocation trained")
     args = parser.parse_args()
     arms = args.arms.split(",")
     data_root = Path(args.data_root or ROOT.parent / "shared" / "data")
@@ -86,42 +93,57 @@ def main() -> None:
     tag = f"{args.teacher.name}-{args.steps}steps"
     pruned_dir = RUNS / f"{args.teacher.name}-pruned{args.amount:g}"
 
+    recipes, dirs = {}, {}
     for arm in arms:
-        wall, recipe = 0.0, ""
         if arm == "teacher":
-            model_dir, recipe = args.teacher, "as trained"
+            dirs[arm], recipes[arm] = args.teacher, "as trained"
         elif arm == "student":
-            model_dir, wall = train_arm(f"compress-{tag}-student", "sr", [*common, "arch=espcn", f"scale={scale}"])
-            recipe = f"train sr arch=espcn scale={scale} steps={args.steps}"
+            dirs[arm] = train_arm(f"compress-{tag}-student", "sr", [*common, "arch=espcn", f"scale={scale}"],
+                                  args.score_only)
+            recipes[arm] = f"train sr arch=espcn scale={scale} steps={args.steps}"
         elif arm == "distilled":
-            model_dir, wall = train_arm(f"compress-{tag}-distilled", "sr-distill",
-                                        [*common, f"teacher={args.teacher}", "arch=espcn", "objective.alpha=0.5"])
-            recipe = f"train sr-distill teacher={args.teacher.name} arch=espcn alpha=0.5 steps={args.steps}"
+            dirs[arm] = train_arm(f"compress-{tag}-distilled", "sr-distill",
+                                  [*common, f"teacher={args.teacher}", "arch=espcn", "objective.alpha=0.5"],
+                                  args.score_only)
+            recipes[arm] = f"train sr-distill teacher={args.teacher.name} arch=espcn alpha=0.5 steps={args.steps}"
         elif arm == "pruned":
-            started = time.perf_counter()
-            run_prune(PruneJob(str(args.teacher), pruned_dir, amount=args.amount))
-            model_dir, wall = pruned_dir, time.perf_counter() - started
-            recipe = f"genvision prune --amount {args.amount:g} (L1 norm of each channel's group)"
+            if not args.score_only:
+                run_prune(PruneJob(str(args.teacher), pruned_dir, amount=args.amount))
+            dirs[arm] = pruned_dir
+            recipes[arm] = f"genvision prune --amount {args.amount:g} (L1 norm of each channel's group)"
         elif arm == "pruned-tuned":
-            model_dir, wall = train_arm(f"compress-{tag}-pruned-tuned", "sr-distill",
-                                        [*common, f"teacher={args.teacher}", f"init={pruned_dir}",
-                                         "objective.alpha=0.5", "objective.warmup_steps=0", "objective.lr=2e-4"])
-            recipe = f"train sr-distill init=<pruned> teacher={args.teacher.name} alpha=0.5 lr=2e-4 steps={args.steps}"
+            dirs[arm] = train_arm(f"compress-{tag}-pruned-tuned", "sr-distill",
+                                  [*common, f"teacher={args.teacher}", f"init={pruned_dir}", "objective.alpha=0.5",
+                                   "objective.warmup_steps=0", "objective.lr=2e-4"], args.score_only)
+            recipes[arm] = (f"train sr-distill init=<pruned> teacher={args.teacher.name} alpha=0.5 lr=2e-4 "
+                            f"steps={args.steps}")
         elif arm == "narrow":
             pruned_config = json.loads((pruned_dir / "config.json").read_text())
             fields = [f"model.{key}={value}" for key, value in pruned_config["config"].items()
                       if key in ("width", "mid_width", "block_width", "depth")]
-            model_dir, wall = train_arm(f"compress-{tag}-narrow", "sr",
-                                        [*common, f"arch={pruned_config['model']}", f"scale={scale}", *fields])
-            recipe = f"train sr arch={pruned_config['model']} {' '.join(fields)} steps={args.steps} (from scratch)"
+            dirs[arm] = train_arm(f"compress-{tag}-narrow", "sr",
+                                  [*common, f"arch={pruned_config['model']}", f"scale={scale}", *fields],
+                                  args.score_only)
+            recipes[arm] = f"train sr arch={pruned_config['model']} {' '.join(fields)} steps={args.steps} (from scratch)"
         else:
             raise SystemExit(f"unknown arm {arm!r}; choose from {', '.join(ALL_ARMS)}")
-        row = score(Path(model_dir), str(data_root), latency_image)
-        print(arm, row, flush=True)
-        throughput = {"latency_ms": row.pop("latency_ms"), "train min": round(wall / 60, 1)}
+
+    # Scoring, after all training: latency in interleaved rounds over every arm (a slow spell of the
+    # machine hits them all), each arm's speed-up the median of its per-round ratios to the teacher.
+    models = {arm: load_pretrained(path, kind="sr").eval() for arm, path in dirs.items()}
+    with torch.inference_mode():
+        latency, rounds = interleaved_latency({arm: (lambda m=m: m(latency_image)) for arm, m in models.items()},
+                                              rounds=20)
+    for arm, model in models.items():
+        row = quality(model, str(data_root))
+        throughput = {"latency_ms": round(1000 * latency[arm], 1), "train min": round(train_minutes(dirs[arm]), 1)}
+        if "teacher" in rounds and arm != "teacher":
+            throughput["speed-up vs teacher"] = round(median_ratio(rounds, "teacher", arm), 2)
+        print(arm, row, throughput, flush=True)
         record("sr-compression", f"{args.teacher.name} {arm}" + ("" if arm == "teacher" else f" {args.steps} steps"),
-               recipe=recipe, wall_s=wall, throughput=throughput, quality=row,
-               notes=f"latency: eager fp32, Set5 LR image 1 {tuple(latency_image.shape)}")
+               recipe=recipes[arm], wall_s=60 * throughput["train min"], throughput=throughput, quality=row,
+               notes=f"latency: eager fp32 on Set5's first LR image {tuple(latency_image.shape)}, 20 interleaved "
+                     "rounds over all arms")
     print(render_docs())
 
 

@@ -1,12 +1,17 @@
 """ONNX Runtime against PyTorch eager: the latency of every exportable kind at its default size.
 
     python benchmarks/onnx_latency.py [--repeats 10]
+    python benchmarks/onnx_latency.py --model zoo:lama-photos --model benchmarks/results/runs/style-fast/adain
+
 
 Each network is built at its registry default config (random weights: latency does not depend on
 them), exported by genvision.export (parity-checked on the spot, max abs error recorded), and both
 runtimes run the same graph module on the same input, a realistic one per kind (batch 32 at the model's
 size for fixed-size models; one 256x256 image, or a 128x128 LR tile for super-resolution, for fully
 convolutional ones). Median of ``--repeats`` runs after two warm-ups, same process, same threads.
+``--model`` measures trained models instead (zoo:NAME or a model/run directory, 256x256 images), for the
+kinds whose default config cannot stand alone (AdaIN needs its VGG encoder's weights) or whose random
+weights are not what users export (LaMa).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import record
 
 import genvision.models  # noqa: F401 (registers the networks)
+from genvision.checkpoints import load_pretrained
 from genvision.errors import GenvisionError
 from genvision.export import export_onnx
 from genvision.export.graphs import IMAGE_AXES, graphs_for
@@ -61,15 +67,19 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--only", help="comma-separated model names")
+    parser.add_argument("--model", action="append", help="a trained model (zoo:NAME or a directory) instead")
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
     chosen = [c for c in CASES if not args.only or c[0] in args.only.split(",")]
+    if args.model:
+        chosen = [(spec, {}, 256) for spec in args.model]
     with tempfile.TemporaryDirectory() as scratch:
-        for name, overrides, side in chosen:
-            model = create_model(name, overrides).eval()
+        for spec, overrides, side in chosen:
+            model = (load_pretrained(spec) if args.model else create_model(spec, overrides)).eval()
+            name = f"{model.registry_name} ({spec})" if args.model else spec
             started = time.perf_counter()
             try:
-                reports = export_onnx(model, Path(scratch) / f"{name}.onnx")
+                reports = export_onnx(model, Path(scratch) / f"{model.registry_name}.onnx")
             except GenvisionError as exc:  # e.g. AdaIN's default config needs its VGG encoder attached
                 print(f"{name}: not measured ({exc})", flush=True)
                 continue
@@ -82,7 +92,8 @@ def main(argv=None) -> None:
                 shapes = [list(t.shape) for t in inputs]
                 print(f"{name}/{graph.name} {shapes}: eager {1000 * eager:.1f} ms, onnxruntime {1000 * ort:.1f} ms, "
                       f"{eager / ort:.2f}x; parity {report.max_abs_error:.2g}", flush=True)
-                record("onnx-latency", f"{name} {graph.name}", recipe=f"default config, input {shapes}",
+                record("onnx-latency", f"{name} {graph.name}",
+                       recipe=f"{'trained weights' if args.model else 'default config'}, input {shapes}",
                        wall_s=export_s, throughput={"eager_ms": round(1000 * eager, 2), "ort_ms": round(1000 * ort, 2),
                                                     "ort_speedup": round(eager / ort, 2)},
                        quality={"max_abs_error": float(f"{report.max_abs_error:.3g}"),
