@@ -49,3 +49,20 @@ def empty_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("GENVISION_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
+
+
+@pytest.fixture
+def hr_folder(tmp_path) -> Path:
+    """Three smooth 48x60 RGB "photos" with a little noise: SR / distillation / pruning training data."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for s in range(3):
+        y, x = np.mgrid[0:48, 0:60] / 60
+        image = np.stack([x, y, np.sin(9 * x * y + s)], axis=-1) * 0.8 + rng.normal(0, 0.02, (48, 60, 3))
+        Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(folder / f"{s}.png")
+    return folder
+

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from genvision.checkpoints import load_pretrained, save_pretrained
 from genvision.cli import main
@@ -95,18 +93,6 @@ def test_a_model_without_channel_groups_is_refused():
     model = create_model("bicubic", {"scale": 2})
     with pytest.raises(ConfigError, match="bicubic models cannot be pruned yet"):
         prune_channels(model, 0.5)
-
-
-@pytest.fixture
-def hr_folder(tmp_path):
-    folder = tmp_path / "hr"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for s in range(3):
-        y, x = np.mgrid[0:48, 0:60] / 60
-        image = np.stack([x, y, np.sin(9 * x * y + s)], axis=-1) * 0.8 + rng.normal(0, 0.02, (48, 60, 3))
-        Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(folder / f"{s}.png")
-    return folder
 
 
 def test_cli_prunes_reports_and_the_result_fine_tunes_and_exports(tmp_path, hr_folder, capsys):

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from genvision.checkpoints import load_pretrained, save_pretrained
@@ -18,14 +17,8 @@ from genvision.workflows.train import train
 
 
 @pytest.fixture
-def setup(tmp_path):
-    folder = tmp_path / "hr"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for s in range(3):
-        y, x = np.mgrid[0:48, 0:60] / 60
-        image = np.stack([x, y, np.sin(9 * x * y + s)], axis=-1) * 0.8 + rng.normal(0, 0.02, (48, 60, 3))
-        Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(folder / f"{s}.png")
+def setup(tmp_path, hr_folder):
+    folder = hr_folder
     torch.manual_seed(0)
     teacher = create_model("edsr", {"scale": 2, "width": 8, "depth": 2})
     save_pretrained(teacher, tmp_path / "teacher")
