@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import record
 
 import genvision.models  # noqa: F401 (registers the networks)
+from genvision.apps.style.fast import load_style_model
 from genvision.checkpoints import load_pretrained
 from genvision.errors import GenvisionError
 from genvision.export import export_onnx
@@ -63,6 +64,12 @@ def realistic(graph, side: int | None) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
+def load_trained(spec: str):
+    """A trained model; style models through the style app, which attaches AdaIN's VGG-19 encoder."""
+    model = load_pretrained(spec)
+    return load_style_model(spec) if model.model_kind == "style" else model
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=10)
@@ -75,7 +82,7 @@ def main(argv=None) -> None:
         chosen = [(spec, {}, 256) for spec in args.model]
     with tempfile.TemporaryDirectory() as scratch:
         for spec, overrides, side in chosen:
-            model = (load_pretrained(spec) if args.model else create_model(spec, overrides)).eval()
+            model = (load_trained(spec) if args.model else create_model(spec, overrides)).eval()
             name = f"{model.registry_name} ({spec})" if args.model else spec
             started = time.perf_counter()
             try:
