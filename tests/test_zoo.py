@@ -95,3 +95,12 @@ def test_cli_lists_describes_and_verifies(capsys):
     smallest = min(zoo.entries().values(), key=lambda item: item.bytes).name
     assert main(["zoo", "verify", smallest]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_a_model_made_from_a_zoo_entry_does_not_claim_to_be_it(tmp_path, hr_folder):
+    assert main(["prune", "--model", "zoo:espcn-x3", "-o", str(tmp_path / "half")]) == 0
+    assert main(["quantize", "--model", "zoo:espcn-x3", "--method", "int8-weights", "--evaluate",
+                 f"folder:{hr_folder}", "-o", str(tmp_path / "q8")]) == 0
+    pruned, stored = read_model_card(tmp_path / "half"), read_model_card(tmp_path / "q8")
+    assert "zoo" not in pruned and pruned["pruned"]["from"] == "zoo:espcn-x3"
+    assert "zoo" not in stored and stored["storage"]["dtype"] == "int8-weights"

@@ -24,9 +24,7 @@ from ...checkpoints import load_pretrained, load_with_card, save_pretrained
 from ...evaluation import EvaluationRequest
 from ...export.pruning import prune_channels
 from ...export.quantize import interleaved_latency, median_ratio
-from .quantize import QUALITY_METRIC
-
-CARD_FIELDS_NOT_COPIED = ("format", "format_version", "genvision_version", "model", "kind", "config")
+from .quantize import CARD_FIELDS_NOT_COPIED, QUALITY_METRIC
 
 
 @dataclass

@@ -36,6 +36,8 @@ from ...export.quantize import (
 )
 
 # the number each kind's evaluator reports first: Y-PSNR, accuracy, domain FID (lower is better)
+# the new model's own fields, and those that describe the source's files (its zoo entry, its storage dtype)
+CARD_FIELDS_NOT_COPIED = ("format", "format_version", "genvision_version", "model", "kind", "config", "zoo", "storage")
 QUALITY_METRIC = {"sr": "psnr", "classifier": "accuracy", "gan": "fid"}
 IMAGE_OUTPUT_KINDS = ("sr", "gan")
 LATENCY_ROUNDS = 20  # interleaved: eager, ORT fp32, quantized in turn, the speed-ups the median of the rounds
@@ -140,8 +142,7 @@ def run_quantize(job: QuantizeJob) -> dict:
             state = int8_weight_state(model) if job.method == "int8-weights" else half_width_state(model, job.method)
             if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
                 raise ConfigError(f"{job.model_dir} has weights beyond {job.method}'s range; use bf16")
-            extra = {k: v for k, v in card.items() if k not in ("format", "format_version", "genvision_version",
-                                                                 "model", "kind", "config")}
+            extra = {k: v for k, v in card.items() if k not in CARD_FIELDS_NOT_COPIED}
             extra["storage"] = {"dtype": job.method, "from": job.model_dir}
             save_pretrained(model, job.output, state=state, extra=extra)
             quantized = load_pretrained(job.output)
