@@ -347,3 +347,12 @@ def test_load_rgb_applies_exif_orientation_and_names_a_bad_file(tmp_path):
     with pytest.raises(ImageLoadError, match="broken.png") as info:
         E.load_rgb(tmp_path / "broken.png")
     assert isinstance(info.value, GenvisionError) and "\n" not in str(info.value)
+
+
+def test_a_zoo_model_is_named_as_is_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a zoo name must not be resolved against the working directory
+    embedder = E.make_embedder("simclr:zoo:simclr-photos")
+    assert embedder.spec == "simclr:zoo:simclr-photos" and embedder.dim == 96
+    image = Image.new("RGB", (48, 40), (200, 30, 30))
+    rows = embedder.embed([image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    assert rows.shape == (2, 96) and np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)

@@ -36,6 +36,7 @@ from PIL import Image
 from ...errors import CheckpointError, ConfigError
 from ...io import load_image
 from ...runtime import select_device
+from ...zoo import is_zoo_spec
 from . import embed_models
 from .embed_models import LITE0, Network
 
@@ -156,6 +157,8 @@ def _hash_size(spec: str, argument: str) -> int:
 def _absolute(argument: str, spec: str) -> str:
     if not argument:
         raise ConfigError(f"embedding {spec!r} names no path; use {SPECS_HELP}")
+    if is_zoo_spec(argument):  # a shipped model: its name is already the same from any folder
+        return argument
     return str(Path(argument).expanduser().resolve())
 
 

@@ -27,6 +27,7 @@ from ...errors import ConfigError, display_path, reason
 from ...metrics.features import state_fingerprint
 from ...pretrained.catalogue import IMAGENET_MEAN, IMAGENET_STD
 from ...pretrained.efficientnet import HEAD, center_crop_resize
+from ...zoo import is_zoo_spec
 
 LITE0 = "efficientnet-lite0"
 LITE0_CROP = 224 / 256  # the TF EfficientNet evaluation crop (the card: "a centre crop of 224/256 ... resized to 224")
@@ -151,7 +152,7 @@ def genvision_model(path: str | Path, device: torch.device, *, what: str,
                     kind: str | tuple[str, ...] | None = None) -> Network:
     """A saved genvision model or run directory (its latest checkpoint) as an embedding network."""
     location = Path(path).expanduser()
-    if not location.exists():
+    if not is_zoo_spec(path) and not location.exists():
         raise ConfigError(f"{what}: {display_path(location)}: no such model or run directory")
     model = load_pretrained(location, device=device, kind=kind)
     model.requires_grad_(False)
