@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from genvision.apps.codec.bitstream import decode_file, encode_file, weights_fingerprint
+from genvision.apps.codec.jpeg import encode_jpeg, jpeg_within
 from genvision.checkpoints import load_pretrained, save_pretrained
 from genvision.cli import main
 from genvision.config import load_recipe
@@ -227,3 +228,14 @@ def test_a_density_too_wide_for_the_tables_keeps_the_last_tables_when_saving():
     assert torch.equal(state["bottleneck._quantized_cdf"], saved)
     with pytest.raises(ConfigError, match="tables hold"):
         model.refresh_tables()
+
+
+def test_jpeg_within_a_budget_is_the_best_quality_that_fits():
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8))
+    budget = len(encode_jpeg(image, 50)) + 10
+    data, quality = jpeg_within(image, budget)
+    assert len(data) <= budget and data == encode_jpeg(image, quality)
+    assert quality >= 50 and len(encode_jpeg(image, quality + 1)) > budget
+    tiny, lowest = jpeg_within(image, 10)  # no JPEG is that small: the smallest one, reported as quality 1
+    assert lowest == 1 and tiny == encode_jpeg(image, 1)
