@@ -21,8 +21,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
-# Two cores on CI: more torch threads than cores only adds contention.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Two cores on CI: more torch threads than cores only adds contention. Under pytest-xdist each worker
+# process gets its share of the cores (PYTEST_XDIST_WORKER_COUNT workers, `make test` runs two).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // WORKERS))
 
 
 @pytest.fixture

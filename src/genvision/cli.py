@@ -35,7 +35,9 @@ CORE_COMMANDS = (
     apps.CommandRef("weights", "genvision.pretrained.commands:weights",
                     "List, fetch and verify pretrained backbones (VGG-16/19, EfficientNet-Lite0, FID Inception)."),
     apps.CommandRef("demo", "genvision.core_commands:demo",
-                    "Train a small DCGAN on the embedded mnist-mini and write an HTML report."),
+                    "Every application with the zoo's models, plus a short training run, in one HTML report."),
+    apps.CommandRef("web", "genvision.web.commands:web",
+                    "Serve a browser UI over the zoo models: generate, edit, inpaint, upscale, stylize, ..."),
 )
 
 
