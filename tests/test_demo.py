@@ -1,25 +1,69 @@
-"""`genvision demo`: the main job on the embedded default writes a complete report."""
+"""`genvision demo`: every panel runs from the zoo and the bundled photos into one report, with the numbers
+each application is known for; a missing backbone is named, not hidden."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
+from real_weights import real
 
 from genvision.cli import main
+from genvision.demo import panels
 
 
-def test_demo_writes_report_with_samples_interpolation_and_scores(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("GENVISION_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--minutes", "0.05"]) == 0
-    assert f"report: {out / 'index.html'}" in capsys.readouterr().out
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    real("efficientnet-lite0")
+    real("vgg19")
+    out = tmp_path_factory.mktemp("demo") / "report"
+    code = main(["demo", "--out", str(out), "--minutes", "0.05"])
+    return code, out, json.loads((out / "demo.json").read_text())
+
+
+def test_every_panel_runs_and_lands_in_one_report(demo_run, capsys):
+    code, out, summary = demo_run
+    assert code == 0
+    assert summary["failed"] == {} and summary["skipped"] == {}
     page = (out / "index.html").read_text()
-    for expected in ('src="samples.png"', 'src="interpolation.png"', "<svg", "loss_d", "fid", "NOT comparable"):
-        assert expected in page, expected
+    for panel in panels(0.05):
+        assert panel.title in page
+        assert panel.title in summary["seconds"]
+    for name in ("samples.png", "generate-dcgan-mnist.png", "generate-cvae-mnist.png", "generate-dit-mnist.png",
+                 "walk-gan-seeds.png", "traverse-vae.png", "sr-crops.png", "edit-chain.png", "denoise-dncnn.png",
+                 "inpaint-lama-photos.png", "style-optimize.png", "style-fast.png", "style-adain-blend.png",
+                 "translate-digits.png", "explain-dog.png", "search-dog-crop.png", "codec-decoded.png"):
+        assert f'src="{name}"' in page, name
+        assert (out / name).is_file(), name
+    assert page.count('class="cmd"') == len(panels(0.05))  # every panel says how to reproduce it
+
+
+def test_the_panels_measure_what_their_models_are_known_for(demo_run):
+    _, out, summary = demo_run
+    numbers = summary["numbers"]
+    sr = numbers["super_resolution"]["y_psnr"]
+    assert sr["zoo:edsr-x3"] > sr["zoo:espcn-x3"] > sr["bicubic"]
+    denoised = numbers["denoising"]["psnr"]
+    assert denoised["zoo:dncnn"] > denoised["nlmeans"] > denoised["noisy input"] + 3
+    recognised = numbers["recognition"]
+    assert recognised["dog.jpg"] == "German shepherd" and recognised["eagle.jpg"] == "kite"
+    assert recognised["zoo:resnet-mnist"] == recognised["zoo:vit-mnist"] == recognised["digit_label"]
+    retrieval = numbers["retrieval"]
+    assert retrieval["simclr:zoo:simclr-photos"] >= 9 and retrieval["queries"] == 12
+    codec = numbers["compression"]
+    assert codec["bytes"] == (out / "codec.gvc").stat().st_size and codec["jpeg_bytes"] <= codec["bytes"]
+    assert numbers["evaluation"]["samples"] == 1000 and numbers["training"]["steps"] > 0
     assert Image.open(out / "samples.png").size == (10 * 30 + 2, 10 * 30 + 2)
-    assert Image.open(out / "interpolation.gif").n_frames == 10
-    scores = json.loads((out / "evaluation.json").read_text())["metrics"]
-    assert scores["num_samples"] == 1000 and scores["fid"] > 0
-    rows = [json.loads(line) for line in (out / "gan-run" / "metrics.jsonl").read_text().splitlines()]
-    assert rows and rows[-1]["step"] > 0
+    assert Image.open(out / "walk-gan-seeds.gif").n_frames == 10
+    assert Image.open(out / "traverse-vae.png").size == (9 * 30 + 2, 4 * 30 + 2)
+    sidecar = json.loads((out / "sr-edsr-x3.png.json").read_text())
+    assert sidecar["model"] == "zoo:edsr-x3"
+
+
+def test_a_missing_backbone_skips_its_panel_by_name(empty_caches, tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--only", "recognition"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped: Recognition of photos and digits, explained" in err
+    assert "genvision weights get efficientnet-lite0" in err
+    assert "Not run: " in (tmp_path / "d" / "index.html").read_text()
