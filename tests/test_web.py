@@ -60,7 +60,10 @@ def sidecar_of(result: handlers.Result) -> dict:
 
 
 def test_every_tab_offers_exactly_its_zoo_models():
-    assert handlers.zoo_choices("upscale") == ["zoo:edsr-x3", "zoo:espcn-x3"]
+    offered = {spec for tab in handlers.TAB_KINDS for spec in handlers.zoo_choices(tab)}
+    assert offered == {item.spec for item in zoo.entries().values()}  # every zoo model is selectable somewhere
+    assert handlers.zoo_choices("upscale") == sorted(item.spec for item in zoo.entries().values() if item.kind == "sr")
+    assert {"zoo:edsr-x3", "zoo:espcn-x3"} <= set(handlers.zoo_choices("upscale"))
     assert handlers.zoo_choices("generate") == ["zoo:cvae-mnist", "zoo:dcgan-mnist", "zoo:dit-mnist"]
     assert "zoo:lama-photos" in handlers.zoo_choices("inpaint")
     assert "zoo:johnson-starry-night" in handlers.zoo_choices("stylize")
