@@ -58,6 +58,11 @@ SPECS = (
           "Set14 Y-PSNR": ("quantize/sr-edsr-x3-15min-static-on-sr-set14.json", "before")},
          notes=(NC_NOTE, ("a 15-minute CPU run (EDSR width 32, depth 8); round 1's 60-minute models are not on this "
                          "machine yet"))),
+    *(Spec(f"edsr-x{scale}", f"x{scale} super-resolution of photos", f"sr-edsr-x{scale}-15min",
+           "python benchmarks/quantize_models.py --data-root ../shared/data --model RUN --methods fp16", SR_DATA,
+           {f"{bench} Y-PSNR": (f"quantize/sr-edsr-x{scale}-15min-fp16-on-sr-{bench.lower()}.json", "after")
+            for bench in ("Set5", "Set14")},
+           notes=(NC_NOTE, f"edsr-x3's recipe (width 32, depth 8, 15 minutes) at x{scale}")) for scale in (2, 4)),
     Spec("espcn-x3", "x3 super-resolution of photos (fast)", "sr-espcn-x3-10min",
          "python benchmarks/quantize_models.py --data-root ../shared/data --model RUN --methods fp16", SR_DATA,
          {"Set5 Y-PSNR": ("quantize/sr-espcn-x3-10min-static-on-sr-set5.json", "before"),
@@ -105,13 +110,13 @@ SPECS = (
     Spec("resnet-mnist", "digit recognition (small ResNet; Grad-CAM explanations)", "retrieval-resnet-mnist-5min",
          "python benchmarks/score_classifier.py --model RUN", MNIST_DATA,
          {"MNIST test accuracy": ("classifier-accuracy/retrieval-resnet-mnist-5min.json", "test accuracy")},
-         notes=("trained for the retrieval benchmark (1,800 steps); round 1's 5-minute ResNet recipe scored 0.9944 "
-                "on another machine",)),
+         notes=(("trained for the retrieval benchmark (1,800 steps); round 1's 5-minute ResNet recipe scored 0.9944 "
+                 "on another machine"),)),
     Spec("vit-mnist", "digit recognition (ViT, 4x4 patches; attention-rollout explanations)",
          "retrieval-vit-mnist-6min", "python benchmarks/score_classifier.py --model RUN", MNIST_DATA,
          {"MNIST test accuracy": ("classifier-accuracy/retrieval-vit-mnist-6min.json", "test accuracy")},
-         notes=("6 minutes, trained for the retrieval benchmark: 3.3 points below round 1's 15-minute ViT (0.9939), "
-                "which is not on this machine",)),
+         notes=(("6 minutes, trained for the retrieval benchmark: 3.3 points below round 1's 15-minute ViT (0.9939), "
+                 "which is not on this machine"),)),
     Spec("cyclegan-digits", "unpaired translation: MNIST digits <-> scikit-learn's 8x8 digits",
          "cyclegan-mnist2sklearn-1500steps", "python benchmarks/cyclegan.py --only digits --digit-steps 1500 "
          "--mnist-root ../shared/data/mnist", f"{MNIST_DATA}; scikit-learn's digits (UCI, CC BY 4.0)",

@@ -140,27 +140,18 @@ def build_app(workspace: Workspace):
             upload.upload(show_in_editor, upload, [editor, status])
             run.click(inpaint, [upload, editor, model, seed], [image, files, status])
 
-        with gr.Tab("Denoise", id="denoise"):
-            upload = _upload("denoise")
-            model = _model_choice("denoise")
-            run = gr.Button("Denoise", variant="primary", elem_id="denoise-run")
-            image, files, status = _outputs("denoise")
+        # one upload, one zoo model, one button: the restoration tabs
+        for tab, title, handler in (("denoise", "Denoise", handlers.denoise), ("upscale", "Upscale", handlers.upscale)):
+            with gr.Tab(title, id=tab):
+                upload = _upload(tab)
+                model = _model_choice(tab)
+                run = gr.Button(title, variant="primary", elem_id=f"{tab}-run")
+                image, files, status = _outputs(tab)
 
-            def denoise(upload, model, progress=track):
-                return outcome(lambda: handlers.denoise(upload, model, workspace, _reporter(progress)))
+                def restore(upload, model, progress=track, handler=handler):
+                    return outcome(lambda: handler(upload, model, workspace, _reporter(progress)))
 
-            run.click(denoise, [upload, model], [image, files, status])
-
-        with gr.Tab("Upscale", id="upscale"):
-            upload = _upload("upscale")
-            model = _model_choice("upscale")
-            run = gr.Button("Upscale", variant="primary", elem_id="upscale-run")
-            image, files, status = _outputs("upscale")
-
-            def upscale(upload, model, progress=track):
-                return outcome(lambda: handlers.upscale(upload, model, workspace, _reporter(progress)))
-
-            run.click(upscale, [upload, model], [image, files, status])
+                run.click(restore, [upload, model], [image, files, status])
 
         with gr.Tab("Stylize", id="stylize"):
             with gr.Row():
