@@ -67,3 +67,10 @@ def test_a_missing_backbone_skips_its_panel_by_name(empty_caches, tmp_path, caps
     assert "skipped: Recognition of photos and digits, explained" in err
     assert "genvision weights get efficientnet-lite0" in err
     assert "Not run: " in (tmp_path / "d" / "index.html").read_text()
+
+
+def test_a_folder_with_other_files_is_never_written_into(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path), "--only", "editing"]) != 0
+    assert "is not empty and holds no earlier demo report" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from ..errors import GenvisionError
+from ..errors import ConfigError, GenvisionError, display_path
 from ..io import json_default
 from ..report import Section, write_report
 from . import generation, photos, style, training, understanding
 from .panel import DemoContext, Panel, paragraph
 
-MISSING_WEIGHTS = "genvision weights get"  # the phrase every "backbone not on this machine" error carries
+MISSING_WEIGHTS = "genvision weights get"
+SUMMARY_FILE = "demo.json"  # timings, skips, failures and the panels' numbers; also marks a demo's folder  # the phrase every "backbone not on this machine" error carries
 
 
 def panels(minutes: float) -> list[Panel]:
@@ -80,10 +81,21 @@ def _run_panel(panel: Panel, ctx: DemoContext, result: DemoResult, log) -> Secti
     return Section(f"{panel.title} ({seconds:.1f} s)", body)
 
 
+def _holds_a_demo(folder: Path) -> bool:
+    """A folder an earlier ``genvision demo`` wrote (before demo.json existed, its index.html said so)."""
+    report = folder / "index.html"
+    return (folder / SUMMARY_FILE).is_file() or (
+        report.is_file() and "<title>genvision demo</title>" in report.read_text(errors="replace")[:2000])
+
+
 def run_demo(out: Path, *, minutes: float = 1.0, device: str = "auto", only: list[str] | None = None,
              log=print) -> DemoResult:
     """Run every panel (or those whose title contains one of ``only``) into ``out``; see the module doc."""
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not _holds_a_demo(out):
+        # the demo replaces its own files (and its training run) each time: never someone else's
+        raise ConfigError(f"{display_path(out)} is not empty and holds no earlier demo report: give --out a new or "
+                          f"empty folder")
     out.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(out=out, device=device)
     chosen = [p for p in panels(minutes) if not only or any(word.lower() in p.title.lower() for word in only)]
@@ -97,7 +109,7 @@ def run_demo(out: Path, *, minutes: float = 1.0, device: str = "auto", only: lis
     write_report(result.report, "genvision demo", [Section("Summary", summary), *sections])
     result.seconds["total"] = total
     result.numbers = ctx.numbers
-    (out / "demo.json").write_text(json.dumps({"seconds": result.seconds, "skipped": result.skipped,
+    (out / SUMMARY_FILE).write_text(json.dumps({"seconds": result.seconds, "skipped": result.skipped,
                                                "failed": result.failed, "numbers": ctx.numbers}, indent=2,
                                               default=json_default))
     return result
