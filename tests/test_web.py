@@ -21,14 +21,12 @@ from genvision.errors import ConfigError, ImageLoadError
 from genvision.web import app, handlers
 from genvision.web.handlers import Limits, Workspace
 
-SET5 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sr-benchmarks" / "Set5"
+PHOTOS = Path(__file__).resolve().parents[1] / "src" / "genvision" / "assets" / "demo"  # ship with genvision
 torch.set_num_threads(1)
 
 
 def crop(name: str, folder: Path, box=(100, 100, 164, 164)) -> Path:
-    source = SET5 / f"{name}.png"
-    if not source.is_file():
-        pytest.skip("shared SR benchmark images not available (../shared/data/sr-benchmarks)")
+    source = PHOTOS / f"{name}.jpg"
     path = folder / f"{name}.png"
     Image.open(source).convert("RGB").crop(box).save(path)
     return path
@@ -36,8 +34,8 @@ def crop(name: str, folder: Path, box=(100, 100, 164, 164)) -> Path:
 
 @pytest.fixture
 def photo(tmp_path) -> Path:
-    """A real 64x64 photo crop (Set5 baby)."""
-    return crop("baby", tmp_path)
+    """A real 64x64 photo crop (the demo's dog photo)."""
+    return crop("dog", tmp_path)
 
 
 @pytest.fixture
@@ -142,7 +140,7 @@ def test_stylize_with_the_fast_zoo_model(photo, workspace):
 
 def test_stylize_optimisation_uses_the_style_upload(tmp_path, workspace):
     real("vgg19")
-    content, style = crop("baby", tmp_path), crop("butterfly", tmp_path, (0, 0, 64, 64))
+    content, style = crop("dog", tmp_path), crop("horses", tmp_path, (0, 0, 64, 64))
     result = handlers.stylize(str(content), handlers.OPTIMIZE, str(style), 2, workspace)
     record = sidecar_of(result)
     assert record["method"] == "optimize" and record["settings"]["steps"] == 2
@@ -185,14 +183,14 @@ def test_classify_without_weights_says_which_command_fetches_them(photo, workspa
 
 
 def test_search_finds_the_edited_copy_of_an_indexed_photo(tmp_path, workspace):
-    collection = [crop(name, tmp_path) for name in ("baby", "bird", "butterfly", "head")]
+    collection = [crop(name, tmp_path) for name in ("dog", "eagle", "horses", "amber")]
     built = handlers.build_index([str(p) for p in collection], "zoo:simclr-photos", workspace)
     assert built.message.startswith("indexed 4 images")
     query = tmp_path / "query.png"
     ImageEnhance.Brightness(Image.open(collection[2])).enhance(1.2).save(query)
     result = handlers.search(built.extra["index"], str(query), workspace)
-    assert Path(result.extra["hits"][0][0]).name == "butterfly.png"
-    assert sidecar_of(result)["hits"][0]["name"] == "butterfly.png"
+    assert Path(result.extra["hits"][0][0]).name == "horses.png"
+    assert sidecar_of(result)["hits"][0]["name"] == "horses.png"
 
 
 def test_compress_compares_with_jpeg_at_the_same_rate(photo, workspace):

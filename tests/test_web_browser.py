@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-SET5 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sr-benchmarks" / "Set5"
+PHOTOS = Path(__file__).resolve().parents[1] / "src" / "genvision" / "assets" / "demo"  # ship with genvision
 CHROMIUM = os.environ.get("GENVISION_CHROMIUM", "/usr/bin/chromium")
 UPLOAD_CAP_MB = 1
 STARTUP_SECONDS = 90
@@ -39,13 +39,11 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> dict[str, Path]:
     """64x64 crops of real photos, a PNG over the upload cap, and a text file named .png."""
-    if not SET5.is_dir():
-        pytest.skip("shared SR benchmark images not available (../shared/data/sr-benchmarks)")
     folder = tmp_path_factory.mktemp("uploads")
     files = {}
-    for name in ("baby", "bird", "butterfly"):
+    for name in ("dog", "eagle", "horses"):
         files[name] = folder / f"{name}.png"
-        Image.open(SET5 / f"{name}.png").convert("RGB").crop((100, 100, 164, 164)).save(files[name])
+        Image.open(PHOTOS / f"{name}.jpg").convert("RGB").crop((100, 100, 164, 164)).save(files[name])
     noise = np.random.default_rng(0).integers(0, 256, (800, 1000, 3), np.uint8)  # ~2.4 MB: incompressible
     files["big"] = folder / "big.png"
     Image.fromarray(noise).save(files["big"])
@@ -153,9 +151,9 @@ def decoded_size(data: bytes) -> tuple[int, int]:
 ], ids=lambda value: value if value.isalpha() and value.islower() else "")
 def test_each_tab_turns_an_upload_into_a_result_and_its_sidecar(page, photos, tab, name, expected):
     open_tab(page, name)
-    upload(page, f"{tab}-upload", photos["baby"])
+    upload(page, f"{tab}-upload", photos["dog"])
     if tab == "stylize":
-        upload(page, "stylize-style", photos["butterfly"])
+        upload(page, "stylize-style", photos["horses"])
     message = status_after(page, tab, f"{tab}-run")
     assert re.fullmatch(expected, message), message
     if message.startswith("error:"):
@@ -179,7 +177,7 @@ def test_inpaint_fills_a_painted_stroke(page, photos):
     # The editor draws its background asynchronously and drops strokes made before it has; on a loaded
     # machine that can take seconds, so a stroke the app did not receive is drawn again on a fresh upload.
     for _ in range(5):
-        upload(page, "inpaint-upload", photos["bird"])
+        upload(page, "inpaint-upload", photos["eagle"])
         assert status_after(page, "inpaint") == "64x64: paint the hole, then Fill"
         page.wait_for_timeout(1_000)
         canvas = page.locator("#inpaint-editor canvas").first.bounding_box()
@@ -197,11 +195,11 @@ def test_inpaint_fills_a_painted_stroke(page, photos):
 
 def test_search_finds_the_query_in_an_index_built_from_uploads(page, photos):
     open_tab(page, "Search")
-    upload(page, "search-collection", photos["baby"], photos["bird"], photos["butterfly"])
+    upload(page, "search-collection", photos["dog"], photos["eagle"], photos["horses"])
     assert status_after(page, "search", "search-build") == "indexed 3 images with zoo:simclr-photos"
-    upload(page, "search-upload", photos["bird"])
+    upload(page, "search-upload", photos["eagle"])
     message = status_after(page, "search", "search-run")
-    assert message.startswith("best match bird.png (score 1.000)"), message
+    assert message.startswith("best match eagle.png (score 1.000)"), message
 
 
 def test_an_upload_over_the_cap_is_refused_with_a_message(page, photos):
