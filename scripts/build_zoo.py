@@ -36,6 +36,11 @@ SR_DATA = ("sr-train: T91 (Yang et al. 2010; academic research use, no explicit 
 MNIST_DATA = "MNIST (LeCun, Cortes & Burges; CC BY-SA 3.0)"
 WEIGHTS_LICENCE = "Apache-2.0"
 NC_NOTE = "the weights are Apache-2.0; their training data allow non-commercial research use only"
+EDSR_RUN_NOTES = {  # how the two 15-minute runs of 2026-11-30 went
+    2: ("stopped by its 15-minute budget at step 1,078 of its 3,000-step cosine schedule: an x2 step works on "
+        "2.25x the pixels of an x3 step, and another job shared the cores for its first minutes"),
+    4: "2,533 of 3,000 steps in 15 minutes; the web tests shared the two cores for 6 of those minutes",
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,8 @@ SPECS = (
            "python benchmarks/quantize_models.py --data-root ../shared/data --model RUN --methods fp16", SR_DATA,
            {f"{bench} Y-PSNR": (f"quantize/sr-edsr-x{scale}-15min-fp16-on-sr-{bench.lower()}.json", "after")
             for bench in ("Set5", "Set14")},
-           notes=(NC_NOTE, f"edsr-x3's recipe (width 32, depth 8, 15 minutes) at x{scale}")) for scale in (2, 4)),
+           notes=(NC_NOTE, f"edsr-x3's recipe (width 32, depth 8, 15 minutes) at x{scale}", EDSR_RUN_NOTES[scale]))
+      for scale in (2, 4)),
     Spec("espcn-x3", "x3 super-resolution of photos (fast)", "sr-espcn-x3-10min",
          "python benchmarks/quantize_models.py --data-root ../shared/data --model RUN --methods fp16", SR_DATA,
          {"Set5 Y-PSNR": ("quantize/sr-espcn-x3-10min-static-on-sr-set5.json", "before"),
