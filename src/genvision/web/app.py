@@ -141,10 +141,11 @@ def build_app(workspace: Workspace):
             run.click(inpaint, [upload, editor, model, seed], [image, files, status])
 
         # one upload, one zoo model, one button: the restoration tabs
-        for tab, title, handler in (("denoise", "Denoise", handlers.denoise), ("upscale", "Upscale", handlers.upscale)):
+        for tab, title, handler, default in (("denoise", "Denoise", handlers.denoise, "zoo:dncnn"),
+                                             ("upscale", "Upscale", handlers.upscale, "zoo:edsr-x3")):
             with gr.Tab(title, id=tab):
                 upload = _upload(tab)
-                model = _model_choice(tab)
+                model = _model_choice(tab, default=default)  # the best-scoring entry, whatever sorts first
                 run = gr.Button(title, variant="primary", elem_id=f"{tab}-run")
                 image, files, status = _outputs(tab)
 
