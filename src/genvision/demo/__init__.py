@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from ..atomic import write_text
 from ..errors import ConfigError, GenvisionError, display_path
 from ..io import json_default
 from ..report import Section, write_report
@@ -109,9 +110,9 @@ def run_demo(out: Path, *, minutes: float = 1.0, device: str = "auto", only: lis
     write_report(result.report, "genvision demo", [Section("Summary", summary), *sections])
     result.seconds["total"] = total
     result.numbers = ctx.numbers
-    (out / SUMMARY_FILE).write_text(json.dumps({"seconds": result.seconds, "skipped": result.skipped,
-                                               "failed": result.failed, "numbers": ctx.numbers}, indent=2,
-                                              default=json_default))
+    write_text(out / SUMMARY_FILE, json.dumps({"seconds": result.seconds, "skipped": result.skipped,
+                                              "failed": result.failed, "numbers": ctx.numbers}, indent=2,
+                                             default=json_default))
     return result
 
 

@@ -19,6 +19,7 @@ from ..apps.codec.jpeg import jpeg_within
 from ..apps.retrieval.commands import contact_sheet
 from ..apps.retrieval.store import Index
 from ..apps.translate.pipeline import load_translator, translate_tensor
+from ..atomic import write_bytes
 from ..checkpoints import load_pretrained, load_with_card
 from ..data import load_dataset
 from ..metrics.image import psnr
@@ -138,9 +139,9 @@ def compression(ctx: DemoContext) -> str:
         coded = model.compress(image[None])
         decoded = model.decompress(coded)[0]  # (3, H, W)
     data = encode_file(card["model"], weights_fingerprint(model), coded)
-    (ctx.out / "codec.gvc").write_bytes(data)
+    write_bytes(ctx.out / "codec.gvc", data)
     jpeg, quality = jpeg_within(gio.tensor_to_pil(image, (0, 1)), len(data))
-    (ctx.out / "codec-jpeg.jpg").write_bytes(jpeg)
+    write_bytes(ctx.out / "codec-jpeg.jpg", jpeg)
     jpeg_pixels = gio.load_image_tensor(ctx.out / "codec-jpeg.jpg", channels=3)
     learned = ctx.save(decoded, "codec-decoded.png", model="zoo:codec-hyperprior", bytes=len(data))
     rows = [("zoo:codec-hyperprior", len(data), 8 * len(data) / (height * width), psnr(decoded[None], image[None])),

@@ -40,6 +40,7 @@ from ..apps.style.fast import run as run_style_model
 from ..apps.style.pipeline import transfer
 from ..apps.style.settings import settings_from
 from ..apps.translate.pipeline import load_translator, translate_tensor
+from ..atomic import write_bytes
 from ..checkpoints import load_with_card
 from ..errors import ConfigError
 from ..metrics.image import psnr
@@ -377,12 +378,12 @@ def compress(upload: str, model: str, workspace: Workspace, progress: Progress =
     jpeg_bpp = 8 * len(jpeg) / (h * w)
     codec_psnr, jpeg_psnr = psnr(decoded[None], pixels[None]), psnr(jpeg_pixels[None], pixels[None])
     bitstream = workspace.path("compress", CODEC_SUFFIX)
-    bitstream.write_bytes(data)
+    write_bytes(bitstream, data)
     decoded_path = gio.save_image(decoded, bitstream.with_suffix(".png"), value_range=(0.0, 1.0),
                                   metadata={"model": model, "bytes": len(data), "bpp": round(bpp, 4),
                                             "psnr": round(codec_psnr, 2), "size": [w, h]})
     jpeg_path = bitstream.with_name(bitstream.stem + "-jpeg.jpg")
-    jpeg_path.write_bytes(jpeg)
+    write_bytes(jpeg_path, jpeg)
     gio.write_sidecar(jpeg_path, {"codec": "JPEG (Pillow)", "quality": quality, "bytes": len(jpeg),
                                   "bpp": round(jpeg_bpp, 4), "psnr": round(jpeg_psnr, 2), "size": [w, h]})
     files = [bitstream, decoded_path, sidecar(decoded_path), jpeg_path, sidecar(jpeg_path)]
