@@ -74,3 +74,10 @@ def test_a_folder_with_other_files_is_never_written_into(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--only", "editing"]) != 0
     assert "is not empty and holds no earlier demo report" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_only_naming_no_panel_is_a_one_line_error(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--only", "nosuchpanel"]) != 0
+    err = capsys.readouterr().err
+    assert "no panel title contains 'nosuchpanel'" in err and "Editing chain" in err
+    assert not (tmp_path / "d").exists()

@@ -93,13 +93,16 @@ def run_demo(out: Path, *, minutes: float = 1.0, device: str = "auto", only: lis
              log=print) -> DemoResult:
     """Run every panel (or those whose title contains one of ``only``) into ``out``; see the module doc."""
     out = Path(out)
+    chosen = [p for p in panels(minutes) if not only or any(word.lower() in p.title.lower() for word in only)]
+    if not chosen:
+        raise ConfigError(f"no panel title contains {', '.join(map(repr, only))}; the panels: "
+                          f"{'; '.join(p.title for p in panels(minutes))}")
     if out.is_dir() and any(out.iterdir()) and not _holds_a_demo(out):
         # the demo replaces its own files (and its training run) each time: never someone else's
         raise ConfigError(f"{display_path(out)} is not empty and holds no earlier demo report: give --out a new or "
                           f"empty folder")
     out.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(out=out, device=device)
-    chosen = [p for p in panels(minutes) if not only or any(word.lower() in p.title.lower() for word in only)]
     result = DemoResult(report=out / "index.html")
     start = time.perf_counter()
     sections = [_run_panel(panel, ctx, result, log) for panel in chosen]
