@@ -116,8 +116,10 @@ def test_idx_write_is_deterministic(tmp_path):
     (bytes([0, 0, 8, 3, 0, 0]), "truncated IDX header"),
     (bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]), "truncated"),
     (bytes([0, 0, 8, 1, 0, 0, 0, 1, 1, 2]), "trailing bytes"),
-    (gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3, 4]))[:-6], "corrupt gzip"),
-])
+    # mtime=0 keeps the bytes, hence the test ids, the same in every pytest-xdist worker
+    (gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3, 4]), mtime=0)[:-6], "corrupt gzip"),
+], ids=["empty", "wrong-magic", "unknown-dtype", "zero-dims", "truncated-header", "truncated-data",
+        "trailing-bytes", "corrupt-gzip"])
 def test_idx_malformed(tmp_path, content, needle):
     path = tmp_path / "bad-idx1-ubyte.gz"
     path.write_bytes(content)
