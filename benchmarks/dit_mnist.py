@@ -95,16 +95,18 @@ def main() -> None:
     parser.add_argument("--part", choices=["train", "eval", "all"], default="all")
     parser.add_argument("--data", default="mnist", help="mnist (the benchmark) or mnist-mini (smoke test)")
     parser.add_argument("--no-record", action="store_true", help="smoke test: print, record nothing")
+    parser.add_argument("--suffix", default="", help="appended to run and row names (a re-run beside the recorded ones)")
     args = parser.parse_args()
     save = not args.no_record
-    dit_name, gan_name = f"dit-{args.data}-{args.minutes:g}min", f"gan-{args.data}-{args.minutes:g}min"
+    dit_name = f"dit-{args.data}-{args.minutes:g}min{args.suffix}"
+    gan_name = f"gan-{args.data}-{args.minutes:g}min{args.suffix}"
     info = {}
     if args.part in ("train", "all") and not args.skip_dit:
         run_dir, wall, steps = train_for("dit", dit_name, args.minutes, args.data, args.data_root, [])
         info["dit"] = {"recipe": RECIPES["dit"], "minutes": wall / 60, "steps": steps}
         model = load_pretrained(run_dir, kind="diffusion")
         grid = generate(model, 100, seed=0, steps=16, sampler="euler")
-        grid_dir = ROOT / "docs" / "images" if save else run_dir
+        grid_dir = ROOT / "docs" / "images" if save and not args.suffix else run_dir
         gio.save_grid(grid, grid_dir / f"{dit_name}.png", nrow=10,
                       metadata={"model": str(run_dir), "seed": 0, "steps": 16, "sampler": "euler"})
     if args.part in ("train", "all"):

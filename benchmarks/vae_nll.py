@@ -71,7 +71,7 @@ def run_nll(args) -> None:
     from harness import train
 
     torch.set_num_threads(args.threads)
-    name = "vae-mnist-30min"
+    name = "vae-mnist-30min" + args.suffix
     run_dir = RUNS / name
     if run_dir.exists() and not args.eval_only:
         import shutil
@@ -128,11 +128,11 @@ def run_nll(args) -> None:
     print(render_docs())
 
 
-def _train_other(family: str, data_root: str, minutes: float) -> str:
+def _train_other(family: str, data_root: str, minutes: float, suffix: str = "") -> str:
     torch.set_num_threads(1)
     from harness import train
 
-    name = f"{family}-mnist"
+    name = f"{family}-mnist{suffix}"
     run_dir = RUNS / name
     if run_dir.exists():
         import shutil
@@ -155,7 +155,9 @@ def _train_other(family: str, data_root: str, minutes: float) -> str:
 
 def run_others(args) -> None:
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        for line in pool.map(_train_other, ["cvae", "vqvae"], [args.data_root] * 2, [args.other_minutes] * 2):
+        families = args.families
+        for line in pool.map(_train_other, families, [args.data_root] * len(families),
+                             [args.other_minutes] * len(families), [args.suffix] * len(families)):
             print(line, flush=True)
 
 
@@ -175,17 +177,19 @@ def run_fid(args) -> None:
             ("cvae-mnist", "CVAE, prior samples, classes cycled"),
             ("vqvae-mnist", "VQ-VAE, per-position categorical token prior (not a learned AR prior)")]
     for name, recipe in rows:
+        name += args.suffix
         run_dir = RUNS / name
         if not run_dir.is_dir():
             print(f"skipping {name}: train it first")
             continue
         model = load_pretrained(run_dir, kind="vae")
-        short = name.split("-")[0]
-        gio.save_grid(generate(model, 64, seed=0), IMAGES / f"{short}-samples.png", nrow=8,
-                      metadata={"model": name, "seed": 0})
-        labels = y if model.config.num_classes else None
-        gio.save_grid(torch.cat([x, tv.reconstruct(model, x, labels)]), IMAGES / f"{short}-reconstructions.png",
-                      nrow=16, metadata={"model": name, "top": "test images", "bottom": "reconstructions"})
+        short = name.split("-")[0] if not args.suffix else None  # a suffixed re-run keeps round 1's figures
+        if short:
+            gio.save_grid(generate(model, 64, seed=0), IMAGES / f"{short}-samples.png", nrow=8,
+                          metadata={"model": name, "seed": 0})
+            labels = y if model.config.num_classes else None
+            gio.save_grid(torch.cat([x, tv.reconstruct(model, x, labels)]), IMAGES / f"{short}-reconstructions.png",
+                          nrow=16, metadata={"model": name, "top": "test images", "bottom": "reconstructions"})
         if short == "vae":
             gio.save_grid(tv.traverse(model, x[0], list(range(10)), span=3.0, steps=9),
                           IMAGES / "vae-traversal.png", nrow=9, metadata={"model": name, "dims": "0-9"})
@@ -216,7 +220,7 @@ def run_fid(args) -> None:
         record("gan-evaluation-domain", name, recipe=recipe, wall_s=wall, throughput={"eval wall s": wall},
                quality=quality, notes="; ".join(result.notes))
         print(result.table(), flush=True)
-    if (RUNS / "vae-mnist-30min").is_dir():
+    if (RUNS / "vae-mnist-30min").is_dir() and not args.suffix:
         model = load_pretrained(RUNS / "vae-mnist-30min", kind="vae")
         gio.save_grid(interpolate(model, (1, 2), 10), IMAGES / "vae-seed-interpolation.png", nrow=10)
     print(render_docs())
@@ -233,6 +237,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="--part others: models trained at once")
     parser.add_argument("--eval-only", action="store_true", help="evaluate an existing run")
+    parser.add_argument("--families", nargs="+", choices=["cvae", "vqvae"], default=["cvae", "vqvae"],
+                        help="--part others: which models to train")
+    parser.add_argument("--suffix", default="",
+                        help="appended to run and row names (a re-run beside the recorded ones; keeps their figures)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     {"nll": run_nll, "others": run_others, "fid": run_fid}[args.part](args)
