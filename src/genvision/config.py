@@ -169,6 +169,8 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
     eval_every: int = 0  # steps between quality evaluations (0 = off)
     eval_samples: int = 1000  # samples per training-time evaluation
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over the global batch (all ranks)
+    reshard: bool = False  # resume with another number of processes (the global batch, so the data order, changes)
 
     def validate(self) -> None:
         check_run_name(self.name)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from pathlib import Path
 
 import click
@@ -14,6 +16,7 @@ from .data import list_datasets
 from .demo import run_demo
 from .evaluation import EvaluationRequest
 from .registry import list_models
+from .training.launch import torchrun_command, world_size_from_environment
 from .training.trainer import describe
 from .workflows.evaluate import evaluate as run_evaluation
 from .workflows.train import train as run_training
@@ -28,6 +31,19 @@ def _data_overrides(data: str | None, data_root: str | None, device: str | None)
     if device is not None:
         overrides.append(f"train.device={device}")
     return overrides
+
+
+def _without_nproc(args: list[str]) -> list[str]:
+    """The command line minus ``--nproc N`` (torchrun's own parser would take it for --nproc-per-node)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -50,21 +66,32 @@ def _data_overrides(data: str | None, data_root: str | None, device: str | None)
 @click.option("--init", "init_dir", type=click.Path(),
               help="srgan: the trained sr run or model to refine (same as init=).")
 @click.option("--overwrite", is_flag=True, help="Start over: replace an existing run directory of the same name.")
+@click.option("--nproc", type=click.IntRange(1, 1024), help="Run as N local processes under torchrun (DDP-style data "
+              "parallel; gloo on CPU, NCCL on GPUs); train.batch_size is per process.")
 @click.argument("overrides", nargs=-1)
 def train(family, data, data_root, data_a, data_b, style_image, style_data, hold_out, config_file, resume, device,
-          arch, scale, init_dir, overwrite, overrides):
+          arch, scale, init_dir, overwrite, nproc, overrides):
     """Train a model FAMILY (gan, classifier, vae, cvae, vqvae, dit, sr, srgan, ...) with key=value overrides.
 
     Ctrl-C or SIGTERM writes a checkpoint and exits with status 130 or 143, so a scheduler sees the
-    interruption; --resume RUN_DIR continues it exactly.
+    interruption; --resume RUN_DIR continues it exactly. Under torchrun (or with --nproc N) every process
+    trains on its shard of each global batch and rank 0 writes the run.
     """
+    world = world_size_from_environment()
+    if nproc is not None and world == 1 and nproc > 1:
+        # Replace this process with torchrun, so signals reach torchrun (and through it every rank).
+        command = torchrun_command(nproc, _without_nproc(sys.argv[1:]))
+        os.execv(command[0], command)
+    if nproc is not None and world > 1 and nproc != world:
+        raise click.UsageError(f"--nproc {nproc} contradicts the {world} processes torchrun started")
     # The flags are spellings of recipe keys, so a family without that key refuses them the same way.
     flags = {"arch": arch, "scale": scale, "init": init_dir, "data_a.name": data_a, "data_b.name": data_b,
              "style": style_image, "style_data": style_data, "hold_out": hold_out}
     extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
     result = run_training(family, config_file=config_file, resume=resume, overwrite=overwrite,
                           overrides=_data_overrides(data, data_root, device) + extra + list(overrides))
-    click.echo(describe(result))
+    if os.environ.get("RANK", "0") == "0":
+        click.echo(describe(result))
     if result.signal is not None:
         raise click.exceptions.Exit(128 + signal.Signals[result.signal].value)
 

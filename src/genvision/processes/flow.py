@@ -48,11 +48,12 @@ def flow_matching_loss(velocity: Callable[..., torch.Tensor], x1: torch.Tensor, 
     return F.mse_loss(pred.float(), (x1 - x0).float())
 
 
-def drop_labels(labels: torch.Tensor, p: float, null_class: int) -> torch.Tensor:
-    """Each label replaced by ``null_class`` with probability p (torch's global RNG)."""
+def drop_labels(labels: torch.Tensor, p: float, null_class: int, drop: torch.Tensor | None = None) -> torch.Tensor:
+    """Each label replaced by ``null_class`` with probability p (torch's global RNG), or where ``drop`` says."""
     if p <= 0:
         return labels
-    drop = torch.rand(labels.shape, device=labels.device) < p
+    if drop is None:
+        drop = torch.rand(labels.shape, device=labels.device) < p
     return torch.where(drop, torch.full_like(labels, null_class), labels)
 
 

@@ -6,10 +6,19 @@ initialised (``torch.distributed.init_process_group``) before a multi-process co
 
 What runs where: every rank computes; only the main rank (0) writes logs, samples and checkpoints.
 Logged numbers are averaged over ranks first, so the row rank 0 writes describes the whole step.
+
+Gradients are averaged over ranks at each optimizer step (:meth:`DistContext.average_gradients`, called
+by ``StepContext.update``), not by wrapping networks in ``DistributedDataParallel``: an objective may run a
+network several times per update (a GAN's D on real and on fake images, G's loss through D, gradient
+penalties that need double backward, which DDP does not support). NVIDIA's StyleGAN2-ADA and StyleGAN3
+training loops reduce gradients the same way, one flat all-reduce per update. What DDP does besides,
+this module does too: parameters and buffers start from rank 0's (:meth:`broadcast_module`), and
+buffers (BatchNorm statistics) follow rank 0's after every step unless BatchNorm is synchronised.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -62,6 +71,57 @@ class DistContext:
     def barrier(self) -> None:
         if self.is_distributed:
             dist.barrier()
+
+    def max_codes(self, codes: list[int], device: torch.device | str = "cpu") -> list[int]:
+        """Element-wise maximum over ranks (a collective): how ranks agree to stop when any one must."""
+        if not self.is_distributed:
+            return codes
+        packed = torch.tensor(codes, dtype=torch.int64, device=device)
+        dist.all_reduce(packed, op=dist.ReduceOp.MAX)
+        return packed.tolist()
+
+    def broadcast_module(self, module: torch.nn.Module, *, buffers_only: bool = False) -> None:
+        """Make every rank's parameters (and buffers) rank 0's, as DistributedDataParallel does."""
+        if not self.is_distributed:
+            return
+        tensors = [*([] if buffers_only else module.parameters()), *module.buffers()]
+        for tensor in tensors:
+            dist.broadcast(tensor.data, src=0)
+
+    def average_gradients(self, params: list[torch.nn.Parameter], poisoned: bool = False) -> None:
+        """Replace each parameter's gradient with its mean over ranks, in one flat all-reduce.
+
+        A parameter none of the ranks computed a gradient for keeps ``grad = None`` (so the optimizer
+        skips it, as it would in one process); one that only some ranks reached counts zero for the
+        others. ``poisoned`` (this rank's loss was non-finite) sends NaN, so every rank refuses the
+        update together instead of waiting for each other in different collectives."""
+        if not self.is_distributed or not params:
+            return
+        grads = [torch.full_like(p, math.nan) if poisoned else (p.grad if p.grad is not None else torch.zeros_like(p))
+                 for p in params]
+        present = torch.tensor([poisoned or p.grad is not None for p in params], dtype=grads[0].dtype,
+                               device=grads[0].device)
+        flat = torch._utils._flatten_dense_tensors([*grads, present])  # (sum of numels + len(params),)
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        *averaged, reached = torch._utils._unflatten_dense_tensors(flat, [*grads, present])
+        for param, grad, count in zip(params, averaged, reached.tolist()):
+            if count == 0:
+                param.grad = None
+            else:
+                # Copy into a tensor laid out like the parameter (channels_last weights): a fused optimizer
+                # steps parameter and gradient element by element in memory order.
+                target = param.grad if param.grad is not None and not poisoned else torch.empty_like(param)
+                param.grad = target.copy_(grad).div_(self.world_size)
+
+    def shard_draw(self, draw, per_rank: int) -> torch.Tensor:
+        """Per-example randomness for this rank's share of the global batch.
+
+        ``draw(n)`` samples n rows from the RNG every rank shares (same seed, same calls); it is called for
+        the whole global batch and this rank keeps its rows, so N ranks train on exactly the noise one
+        process with N times the batch would draw."""
+        if not self.is_distributed:
+            return draw(per_rank)
+        return draw(per_rank * self.world_size)[self.rank * per_rank:(self.rank + 1) * per_rank]
 
 
 SINGLE_PROCESS = DistContext()

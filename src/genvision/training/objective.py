@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +20,7 @@ from torch import nn
 from ..config import build_dataclass, shown
 from ..errors import ConfigError
 from ..registry import get_entry
+from .distributed import SINGLE_PROCESS, DistContext
 
 
 @dataclass
@@ -70,13 +71,21 @@ def check_class_count(model: nn.Module, data: DataInfo) -> None:
 class StepContext:
     """Handed to :meth:`Objective.train_step`; guards every optimizer update."""
     def __init__(self, *, step: int, device: torch.device, precision: str, grad_clip: float | None,
-                 optimizers: dict[str, torch.optim.Optimizer]):
+                 optimizers: dict[str, torch.optim.Optimizer], dist: DistContext = SINGLE_PROCESS):
         self.step = step
         self.device = device
         self.precision = precision
         self.grad_clip = grad_clip
         self.optimizers = optimizers
+        self.dist = dist
         self.skipped: list[str] = []  # names of updates skipped for non-finite values this step
+
+    def draw(self, sample: Callable[[int], torch.Tensor], per_rank: int) -> torch.Tensor:
+        """Per-example noise for this rank's ``per_rank`` examples: ``sample(n)`` draws n rows.
+
+        With several ranks the rows are drawn for the global batch and sliced (see
+        :meth:`DistContext.shard_draw`), so the run matches one process with the global batch."""
+        return self.dist.shard_draw(sample, per_rank)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for the forward pass (backward runs outside it, as PyTorch advises)."""
@@ -92,10 +101,17 @@ class StepContext:
         """
         opt = self.optimizers[optimizer]
         opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss.detach()).all():
+        finite_loss = bool(torch.isfinite(loss.detach()).all())
+        if finite_loss:
+            loss.backward()
+        if self.dist.is_distributed:
+            # Every rank joins the same all-reduce, even with a non-finite loss (it sends NaN), so all
+            # ranks see the same averaged gradients and take (or refuse) the update together.
+            trainable = [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
+            self.dist.average_gradients(trainable, poisoned=not finite_loss)
+        elif not finite_loss:
             self.skipped.append(optimizer)
             return False
-        loss.backward()
         grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
         if grads:
             # One fused reduction instead of a per-tensor check keeps this cheap.

@@ -111,6 +111,7 @@ class Trainer:
             "rng": get_rng_state(),
             "best_value": self.best_value,
             "objective": self.objective.state_dict(),
+            "world_size": self.dist.world_size,  # the data order depends on the global batch
         }
 
     def resume_from(self, checkpoint_dir: Path) -> None:
@@ -134,6 +135,12 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{checkpoint_dir} does not fit this run's model and optimizers "
                                   f"({reason(exc)})") from None
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world_size and not self.cfg.reshard:
+            raise CheckpointError(
+                f"{checkpoint_dir} was trained by {saved_world} process(es) and this run has {self.dist.world_size}: "
+                f"the global batch (train.batch_size x processes) and so the data order would change; resume with "
+                f"{saved_world} process(es), or pass train.reshard=true to continue with the new global batch")
         self.step = step
         self.best_value = float(state.get("best_value", math.inf))
 
@@ -225,6 +232,16 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------
 
+    def _agree_to_stop(self, flag: dict, start_time: float) -> tuple[bool, bool]:
+        """(signalled, out of time), the same on every rank: a SIGTERM that reached one rank, or one
+        rank's clock passing the budget, stops them all after the same step (one collective per step)."""
+        signum = signal.Signals[flag["signal"]].value if flag.get("signal") else 0
+        late = int(self.cfg.max_minutes is not None and (time.perf_counter() - start_time) > self.cfg.max_minutes * 60)
+        signum, late = self.dist.max_codes([signum, late], self.device)
+        if signum and not flag.get("signal"):
+            flag["signal"] = signal.Signals(signum).name
+        return bool(signum), bool(late)
+
     def fit(self) -> RunResult:
         cfg = self.cfg
         if self.dist.is_main:
@@ -235,6 +252,10 @@ class Trainer:
                 child.compile()
         batches = batch_stream(self.dataset, cfg.batch_size, cfg.seed, self.step, self.workers,
                                rank=self.dist.rank, world_size=self.dist.world_size)
+        # Every rank starts from rank 0's weights, as under DDP (equal already when seeded alike or resumed).
+        self.dist.broadcast_module(self.model)
+        if self.ema is not None:
+            self.dist.broadcast_module(self.ema.shadow)
         flag: dict[str, str] = {}
         stopped_by = "completed"
         nonfinite_streak = 0
@@ -254,7 +275,7 @@ class Trainer:
                     images = images.contiguous(memory_format=torch.channels_last)
                 labels = labels.to(self.device, non_blocking=True)
                 ctx = StepContext(step=self.step, device=self.device, precision=self.precision,
-                                  grad_clip=cfg.grad_clip, optimizers=self.optimizers)
+                                  grad_clip=cfg.grad_clip, optimizers=self.optimizers, dist=self.dist)
                 # A non-finite batch also poisons running statistics (BatchNorm) during the forward
                 # pass, before any update can be refused; keep a copy to roll them back.
                 saved_buffers = torch._foreach_mul(float_buffers, 1.0) if float_buffers else []
@@ -278,6 +299,8 @@ class Trainer:
                         self.ema.update(self.step)
                 for sched in self.schedulers.values():
                     sched.step()
+                if self.dist.is_distributed and float_buffers:
+                    self.dist.broadcast_module(self.model, buffers_only=True)  # as DDP's broadcast_buffers
                 pending.append(losses)
 
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
@@ -292,10 +315,11 @@ class Trainer:
                 if self.step % cfg.ckpt_every == 0 or is_best:
                     last_checkpoint = self.save_checkpoint(best=is_best)
 
-                if flag.get("signal"):
+                signalled, timed_out = self._agree_to_stop(flag, start_time)
+                if signalled:
                     stopped_by = "signal"
                     break
-                if cfg.max_minutes is not None and (time.perf_counter() - start_time) > cfg.max_minutes * 60:
+                if timed_out:
                     stopped_by = "time"
                     break
         bar.close()
@@ -306,6 +330,7 @@ class Trainer:
         self._save_samples()
         if self._writer is not None:
             self._writer.close()
+        self.dist.barrier()  # no rank returns before rank 0's last checkpoint is on disk
         return RunResult(self.run_dir, self.step, last_checkpoint, stopped_by, last, flag.get("signal"))
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from .. import apps, atomic
 from .. import checkpoints as ckpt
 from .. import data as datasets
@@ -24,8 +26,11 @@ from ..config import load_recipe, save_resolved, to_dict
 from ..errors import ConfigError
 from ..metrics.reference import reference_stats
 from ..metrics.samples import sample_metrics
-from ..runtime import seed_everything, select_device
+from ..runtime import seed_everything
+from ..training.distributed import DistContext
+from ..training.launch import broadcast_text, join_process_group, leave_process_group
 from ..training.objective import DataInfo
+from ..training.sync_batchnorm import convert_batchnorm
 from ..training.trainer import RunResult, Trainer
 from .extractors import resolve_extractor
 
@@ -62,7 +67,7 @@ def data_info(dataset) -> DataInfo:
 RESUMABLE_KEYS = frozenset({
     "train.steps", "train.max_minutes", "train.log_every", "train.sample_every", "train.ckpt_every",
     "train.keep_last", "train.eval_every", "train.eval_samples", "train.tensorboard", "train.max_nonfinite",
-    "train.device", "train.compile", "data.root", "data.download", "data.workers",
+    "train.device", "train.compile", "data.root", "data.download", "data.workers", "train.reshard",
 })
 RESUME_LOG = "resume_log.jsonl"
 METRICS_FILE = "metrics.jsonl"
@@ -202,20 +207,37 @@ def train(family_name: str, *, config_file: str | Path | None = None, overrides:
                   file=sys.stderr)
     else:
         recipe = load_recipe(family.recipe_cls, config_file, overrides)
-        if recipe.train.name is None:
-            recipe.train.name = _default_run_name(family.name, recipe.data.name)
-        _check_run_name(recipe.train.name)
-        run_dir = _new_run_dir(recipe, overwrite)
+    context, device, joined = join_process_group(recipe.train.device)
+    try:
+        if resume is None:
+            recipe.train.name = broadcast_text(context, recipe.train.name
+                                               or _default_run_name(family.name, recipe.data.name))
+            _check_run_name(recipe.train.name)
+            run_dir = _new_run_dir(recipe, overwrite)
+        return _train_in(family, recipe, run_dir, device, context, checkpoint=checkpoint, changes=changes,
+                         resume=resume, overwrite=overwrite, progress=progress, evaluate=evaluate,
+                         best_metric=best_metric)
+    finally:
+        leave_process_group(joined)
 
-    device = select_device(recipe.train.device)
-    seed_everything(recipe.train.seed)
+
+def _train_in(family: Family, recipe: Any, run_dir: Path, device: torch.device, context: DistContext, *,
+              checkpoint: Path | None, changes: dict, resume, overwrite: bool, progress: bool, evaluate,
+              best_metric) -> RunResult:
+    seed_everything(recipe.train.seed)  # the same seed on every rank: see DistContext.shard_draw
+    if not context.is_main:
+        context.barrier()  # rank 0 builds (and may download) the data first
     # A family may build its own training data from the recipe (SR: LR/HR patch pairs).
     if family.build_dataset is not None:
         dataset = family.build_dataset(recipe)
     else:
         dataset = datasets.dataset_from_config(recipe.data, split="train")
+    if context.is_main:
+        context.barrier()
     model, objective = family.build(recipe, data_info(dataset))
     model.to(device)
+    if recipe.train.sync_batchnorm and context.is_distributed:
+        convert_batchnorm(model, device)  # before the optimizers are built; the same parameter tensors
     if evaluate is None and recipe.train.eval_every > 0:
         if not family.samples_images:
             sampling = ", ".join(name for name, ref in apps.families().items() if ref.samples_images)
@@ -223,21 +245,25 @@ def train(family_name: str, *, config_file: str | Path | None = None, overrides:
         evaluate, best_metric = training_evaluator(objective, recipe, device=str(device)), "fid"
     trainer = Trainer(model=model, objective=objective, dataset=dataset, train=recipe.train, run_dir=run_dir,
                       device=device, recipe_dict={"family": family.name, **to_dict(recipe)}, evaluate=evaluate,
-                      best_metric=best_metric, progress=progress, workers=recipe.data.workers)
+                      best_metric=best_metric, progress=progress, workers=recipe.data.workers, dist=context)
     if checkpoint is not None:
         trainer.resume_from(checkpoint)
         if recipe.train.steps < trainer.step:
             raise ConfigError(f"train.steps={recipe.train.steps} is below the step this run already reached "
                               f"({trainer.step}); give a larger train.steps")
-    # Only now, with everything built and the checkpoint loaded, does the run directory change.
-    if resume is None and overwrite:
-        _clear_run_dir(run_dir)
-    if resume is None or changes:
-        save_resolved(recipe, run_dir)
+    # Only now, with everything built and the checkpoint loaded (on every rank), does the run directory
+    # change, and only rank 0 changes it.
+    context.barrier()
+    if context.is_main:
+        if resume is None and overwrite:
+            _clear_run_dir(run_dir)
+        if resume is None or changes:
+            save_resolved(recipe, run_dir)
     if resume is not None:
         trainer.resumed_step = trainer.step  # from here on, logs and TensorBoard redo what follows
-        _truncate_metrics(run_dir, trainer.step)
-        _log_resume(run_dir, trainer.step, checkpoint, changes)
+        if context.is_main:
+            _truncate_metrics(run_dir, trainer.step)
+            _log_resume(run_dir, trainer.step, checkpoint, changes)
     return trainer.fit()
 
 

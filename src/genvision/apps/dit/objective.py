@@ -89,9 +89,15 @@ class FlowObjective(Objective):
         x1, labels = batch
         self.check_labels(labels)
         x1 = x1.contiguous()
-        x0 = torch.randn_like(x1)  # noise end of the path
-        t = sample_times(x1.shape[0], self.config.time_sampling, x1.device)  # (B,)
-        y = drop_labels(labels, self.config.label_dropout, self.model.null_class) if self.conditional else None
+        B = x1.shape[0]
+        # ctx.draw: under torchrun each rank takes its rows of the global batch's noise and times.
+        x0 = ctx.draw(lambda n: torch.randn((n, *x1.shape[1:]), device=x1.device, dtype=x1.dtype), B)  # noise end
+        t = ctx.draw(lambda n: sample_times(n, self.config.time_sampling, x1.device), B)  # (B,)
+        y = None
+        if self.conditional:
+            p = self.config.label_dropout
+            drop = ctx.draw(lambda n: torch.rand(n, device=labels.device) < p, B) if p > 0 else None
+            y = drop_labels(labels, p, self.model.null_class, drop)
         with ctx.autocast():
             loss = flow_matching_loss(self.model, x1, x0, t, y)
         ctx.update(loss, "model")

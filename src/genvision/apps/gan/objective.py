@@ -207,8 +207,9 @@ class GANObjective(Objective):
         # --- D: maximise the game's value (minimise d_loss) with G fixed ----------------
         for d_step in range(cfg.d_steps):
             last = d_step == cfg.d_steps - 1
-            z = torch.randn(B, self.model.config.latent_dim, device=device)
-            fake_labels = self._fake_labels(B, device)
+            # Drawn through ctx.draw: under torchrun each rank takes its rows of the global batch's noise.
+            z = ctx.draw(lambda n: torch.randn(n, self.model.config.latent_dim, device=device), B)
+            fake_labels = ctx.draw(lambda n: self._fake_labels(n, device), B) if self.conditional else None
             with ctx.autocast():
                 # The last D step's fakes keep their graph and are reused for the G update, as in
                 # the DCGAN reference loop: one generator forward per step instead of two.
