@@ -97,3 +97,13 @@ def backend_option(func):
 def fail_fast_option(func):
     return click.option("--fail-fast", is_flag=True,
                         help="Folder input: stop at the first file that fails (default: report it, go on).")(func)
+
+
+def folder_job_options(func):
+    """--shard I/N and --resume for folder jobs (:mod:`genvision.jobs`)."""
+    func = click.option("--resume", is_flag=True,
+                        help="Folder input: skip the files the output folder's manifest records as done (a "
+                             "killed job goes on where it stopped).")(func)
+    return click.option("--shard", metavar="I/N",
+                        help="Folder input: process only share I of N (0 <= I < N) of the files; under torchrun "
+                             "the default is this process's rank of the world size.")(func)

@@ -275,16 +275,21 @@ class PlannedOutput:
 
 
 def plan_folder_job(sources: Sequence[Path], source_root: Path, out_root: Path, *, guard: OutputGuard,
-                    suffix: str = ".png", sidecar: bool = False) -> list[PlannedOutput]:
+                    suffix: str = ".png", sidecar: bool = False,
+                    select: Callable[[list[PlannedOutput]], list[PlannedOutput]] | None = None
+                    ) -> list[PlannedOutput]:
     """Pair every file in ``sources`` (all under ``source_root``) with its output under ``out_root``,
     by :func:`output_names`. Refuses an ``out_root`` equal to or inside ``source_root``, an output
     that is an input, collisions, and (without ``guard.overwrite``) existing outputs — all before
-    anything is written. The existing-output message counts how many exist."""
+    anything is written. The existing-output message counts how many exist. ``select`` keeps part of
+    the named plan (a shard, the files not done yet: :mod:`genvision.jobs`) before outputs are checked."""
     guard.add_input_folder(source_root)
     guard.add_inputs(*sources)
     guard.claim_folder(out_root)
-    names = output_names([s.relative_to(source_root) for s in sources], suffix)
+    names = output_names([s.relative_to(source_root) for s in sources], suffix)  # over all inputs, always
     plan = [PlannedOutput(s, out_root / n) for s, n in zip(sources, names)]
+    if select is not None:
+        plan = select(plan)
     if not guard.overwrite:
         existing = [p.output if os.path.lexists(p.output) else sidecar_of(p.output) for p in plan
                     if os.path.lexists(p.output) or (sidecar and os.path.lexists(sidecar_of(p.output)))]
@@ -334,11 +339,12 @@ def _one_line(text: str) -> str:
 
 def run_job(items: Iterable[T], work: Callable[[T], Path], *, total: int, label: Callable[[T], str] = str,
             fail_fast: bool = False, progress: bool = True, desc: str = "", unit: str = "img",
-            stream=None) -> JobReport:
+            stream=None, on_done: Callable[[T, Path], None] | None = None) -> JobReport:
     """Run ``work(item)`` (which writes one output and returns its path) for each item with a
     progress bar. A :class:`GenvisionError` or MemoryError for one item is reported as one
     ``error: ...`` line on ``stream`` (stderr) and the job goes on; with ``fail_fast`` the job stops
-    there with a :class:`JobFailedError`. Other exceptions are bugs and propagate."""
+    there with a :class:`JobFailedError`. Other exceptions are bugs and propagate. ``on_done(item,
+    path)`` runs after each success (a job's manifest records it)."""
     stream = sys.stderr if stream is None else stream
     report = JobReport(total)
     with tqdm(total=total, desc=desc or None, unit=unit, disable=not progress, dynamic_ncols=True,
@@ -346,6 +352,8 @@ def run_job(items: Iterable[T], work: Callable[[T], Path], *, total: int, label:
         for item in items:
             try:
                 report.written.append(work(item))
+                if on_done is not None:
+                    on_done(item, report.written[-1])
             except (GenvisionError, MemoryError) as exc:
                 name = label(item)
                 message = _one_line(exc) if not isinstance(exc, MemoryError) else "out of memory"

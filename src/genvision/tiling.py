@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,8 @@ from tqdm import tqdm
 from . import io as gio
 from .errors import ConfigError, GenvisionError, display_path
 from .io import PNGStreamWriter
-from .outputs import JobReport, OutputGuard, plan_folder_job, run_job
+from .jobs import Manifest, Shard
+from .outputs import JobReport, OutputGuard, PlannedOutput, plan_folder_job, run_job
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -384,7 +386,8 @@ def image_files(folder: Path) -> list[Path]:
 
 def process_path(source: str | os.PathLike, output: str | os.PathLike,
                  work: Callable[[Path, Path, bool], Path], *, overwrite: bool = False, fail_fast: bool = False,
-                 progress: bool = True, sidecar: bool = False, desc: str = "") -> JobReport:
+                 progress: bool = True, sidecar: bool = False, desc: str = "", shard: Shard | None = None,
+                 resume: bool = False) -> JobReport:
     """``work(source_file, output_file, progress)`` for one image file (``output`` a file, or a folder
     ending in / or existing) or for every image of a folder (-> a folder of PNGs with the same
     relative names; sub-folders kept, hidden files skipped; colliding names disambiguated by
@@ -395,6 +398,10 @@ def process_path(source: str | os.PathLike, output: str | os.PathLike,
     names and (without ``overwrite``) existing outputs are refused. In a folder job, a file that
     fails is reported on stderr and the rest go on (``fail_fast`` stops at the first); the returned
     :class:`~genvision.outputs.JobReport` says what was written and what failed.
+
+    A folder job takes only ``shard``'s share of the files (default: this torchrun rank's, or all),
+    records each finished file in the output folder's manifest, and with ``resume`` skips the files
+    it records (:mod:`genvision.jobs`).
     """
     source, out = Path(source), Path(output)
     guard = OutputGuard(overwrite=overwrite)
@@ -404,9 +411,22 @@ def process_path(source: str | os.PathLike, output: str | os.PathLike,
             raise ConfigError(f"{source}: no image files found")
         if out.exists() and not out.is_dir():
             raise ConfigError(f"{out} exists and is not a folder (a folder input needs an output folder)")
-        plan = plan_folder_job(files, source, out, guard=guard, sidecar=sidecar)
+        shard = shard or Shard.from_environment()
+        manifest = Manifest(out, shard)
+        resuming = resume and manifest.exists()
+        done = manifest.done() if resuming else set()
+        if resuming:  # the job's own outputs a kill left unrecorded (perhaps without sidecar) are redone
+            guard = OutputGuard(overwrite=True)
+
+        def select(plan: list[PlannedOutput]) -> list[PlannedOutput]:
+            return [p for p in shard.take(plan) if p.output.relative_to(out).as_posix() not in done]
+
+        plan = plan_folder_job(files, source, out, guard=guard, sidecar=sidecar, select=select)
+        if done and progress:
+            print(f"resuming: {len(done)} file(s) already done in {display_path(out)}", file=sys.stderr)
         return run_job(plan, lambda p: work(p.source, p.output, False), total=len(plan),
-                       label=lambda p: display_path(p.source), fail_fast=fail_fast, progress=progress, desc=desc)
+                       label=lambda p: display_path(p.source), fail_fast=fail_fast, progress=progress, desc=desc,
+                       on_done=lambda p, path: manifest.record(p.source, path))
     if not source.exists():
         raise ConfigError(f"{source}: no such file or folder")
     if str(output).endswith(("/", os.sep)) or out.is_dir():

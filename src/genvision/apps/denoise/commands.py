@@ -10,10 +10,12 @@ import click
 from ...cli_params import (
     FiniteFloat,
     fail_fast_option,
+    folder_job_options,
     overwrite_option,
     tiled_options,
 )
 from ...errors import ConfigError
+from ...jobs import Shard
 from ...runtime import select_device
 from .pipeline import (
     DEFAULT_OVERLAP,
@@ -41,7 +43,9 @@ SIGMA = FiniteFloat(0.0, MAX_SIGMA, min_open=True)
 @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
 @overwrite_option
 @fail_fast_option
-def denoise(source, output, model, sigma, tile, overlap, batch, bit_depth, device, no_ema, overwrite, fail_fast):
+@folder_job_options
+def denoise(source, output, model, sigma, tile, overlap, batch, bit_depth, device, no_ema, overwrite, fail_fast, shard,
+            resume):
     """Remove noise from an image or a folder of images (tiled, seam-free; alpha kept as it is).
 
     A folder gives a folder of PNGs with the same relative names; when two inputs would get one
@@ -53,6 +57,6 @@ def denoise(source, output, model, sigma, tile, overlap, batch, bit_depth, devic
     net = resolve_denoiser(model, device=select_device(device), use_ema=not no_ema)
     report = denoise_path(net, source, output, sigma=sigma, tile=tile or None, overlap=overlap, batch=batch,
                           bit_depth=bit_depth, progress=True, overwrite=overwrite, fail_fast=fail_fast,
-                          metadata={"model": str(model)})
+                          shard=Shard.parse(shard), resume=resume, metadata={"model": str(model)})
     report.raise_if_failed(output)  # the summary as the one error line, and a non-zero exit
     click.echo(f"wrote {report.written[0]}" if report.total == 1 else report.summary(output))

@@ -33,6 +33,7 @@ from ... import tiling
 from ...checkpoints import is_weightless, load_with_card
 from ...config import check_range
 from ...errors import ConfigError
+from ...jobs import Shard
 from ...models.denoise import estimate_noise_sigma
 from ...models.protocols import Denoiser
 from ...outputs import JobReport, OutputGuard
@@ -213,7 +214,8 @@ def denoise_file(model: nn.Module, source: str | os.PathLike, output: str | os.P
 def denoise_path(model: nn.Module, source: str | os.PathLike, output: str | os.PathLike, *,
                  sigma: float | None = None, tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
                  batch: int = 4, bit_depth: str | int = "auto", progress: bool = True, metadata: dict | None = None,
-                 overwrite: bool = False, fail_fast: bool = False) -> JobReport:
+                 overwrite: bool = False, fail_fast: bool = False, shard: Shard | None = None,
+                 resume: bool = False) -> JobReport:
     """One image file -> ``output`` (a file, or a folder ending in / or existing); a folder -> a folder
     of PNGs with the same relative names (:func:`genvision.tiling.process_path`: every output
     planned before anything is written, inputs never overwritten, a bad file reported and the
@@ -225,4 +227,4 @@ def denoise_path(model: nn.Module, source: str | os.PathLike, output: str | os.P
                             bit_depth=bit_depth, progress=show, metadata=metadata)
 
     return tiling.process_path(source, output, work, overwrite=overwrite, fail_fast=fail_fast, progress=progress,
-                               sidecar=metadata is not None, desc="denoise")
+                               sidecar=metadata is not None, shard=shard, resume=resume, desc="denoise")

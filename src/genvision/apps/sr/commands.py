@@ -11,11 +11,13 @@ from ...cli_params import (
     SCALE,
     backend_option,
     fail_fast_option,
+    folder_job_options,
     overwrite_option,
     tiled_options,
 )
 from ...errors import ConfigError
 from ...export.onnx_model import load_onnx_model, wants_onnx
+from ...jobs import Shard
 from ...runtime import select_device
 from .pipeline import resolve_sr_model, upscale_path
 
@@ -36,8 +38,9 @@ from .pipeline import resolve_sr_model, upscale_path
 @backend_option
 @overwrite_option
 @fail_fast_option
+@folder_job_options
 def upscale(source, output, model, scale, tile, overlap, batch, bit_depth, device, no_ema, self_ensemble, backend,
-            overwrite, fail_fast):
+            overwrite, fail_fast, shard, resume):
     """Upscale an image or a folder of images with a super-resolution model (tiled, seam-free).
 
     A folder gives a folder of PNGs with the same relative names; when two inputs would get one
@@ -51,6 +54,7 @@ def upscale(source, output, model, scale, tile, overlap, batch, bit_depth, devic
                            self_ensemble=self_ensemble)
     report = upscale_path(net, source, output, tile=tile or None, overlap=overlap, batch=batch,
                           bit_depth=bit_depth, progress=True, overwrite=overwrite, fail_fast=fail_fast,
+                          shard=Shard.parse(shard), resume=resume,
                           metadata={"model": str(model), "scale": net.scale, "self_ensemble": self_ensemble,
                                     "backend": "onnxruntime" if loaded is not model else "torch"})
     report.raise_if_failed(output)  # the summary as the one error line, and a non-zero exit

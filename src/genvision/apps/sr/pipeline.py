@@ -27,6 +27,7 @@ from ... import tiling
 from ...checkpoints import is_weightless, load_with_card
 from ...errors import ConfigError
 from ...io import PNGStreamWriter
+from ...jobs import Shard
 from ...models.protocols import ImageToImage
 from ...models.sr import SCALES
 from ...nn.resize import imresize
@@ -198,7 +199,8 @@ def upscale_file(model: nn.Module, source: str | os.PathLike, output: str | os.P
 def upscale_path(model: nn.Module, source: str | os.PathLike, output: str | os.PathLike, *,
                  tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, batch: int = 4,
                  bit_depth: str | int = "auto", progress: bool = True, metadata: dict | None = None,
-                 overwrite: bool = False, fail_fast: bool = False) -> JobReport:
+                 overwrite: bool = False, fail_fast: bool = False, shard: Shard | None = None,
+                 resume: bool = False) -> JobReport:
     """One image file -> ``output`` (a file, or a folder ending in / or existing); a folder -> a folder
     of PNGs with the same relative names, by :func:`genvision.tiling.process_path` (every output
     planned before anything is written; a file that fails is reported and the rest go on, unless
@@ -210,4 +212,4 @@ def upscale_path(model: nn.Module, source: str | os.PathLike, output: str | os.P
                             progress=show, metadata=metadata)
 
     return tiling.process_path(source, output, work, overwrite=overwrite, fail_fast=fail_fast, progress=progress,
-                               sidecar=metadata is not None, desc="upscale")
+                               sidecar=metadata is not None, shard=shard, resume=resume, desc="upscale")

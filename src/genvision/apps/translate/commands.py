@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ...cli_params import fail_fast_option, overwrite_option
+from ...cli_params import fail_fast_option, folder_job_options, overwrite_option
+from ...jobs import Shard
 from ...runtime import select_device
 from .pipeline import load_translator, translate_path
 
@@ -20,7 +21,8 @@ from .pipeline import load_translator, translate_path
 @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
 @overwrite_option
 @fail_fast_option
-def translate(source, output, model, direction, device, no_ema, overwrite, fail_fast):
+@folder_job_options
+def translate(source, output, model, direction, device, no_ema, overwrite, fail_fast, shard, resume):
     """Translate an image or a folder of images to the other domain (whole image, any size).
 
     A folder gives a folder of PNGs with the same relative names; a file that fails is reported and
@@ -28,6 +30,7 @@ def translate(source, output, model, direction, device, no_ema, overwrite, fail_
     """
     net = load_translator(model, device=select_device(device), use_ema=not no_ema)
     report = translate_path(net, source, output, direction=direction, progress=True, overwrite=overwrite,
-                            fail_fast=fail_fast, metadata={"model": str(model)})
+                            fail_fast=fail_fast, metadata={"model": str(model)},
+                            shard=Shard.parse(shard), resume=resume)
     report.raise_if_failed(output)  # the summary as the one error line, and a non-zero exit
     click.echo(f"wrote {report.written[0]}" if report.total == 1 else report.summary(output))

@@ -20,6 +20,7 @@ from ... import io as gio
 from ... import tiling
 from ...checkpoints import load_pretrained
 from ...errors import ConfigError, display_path
+from ...jobs import Shard
 from ...models.cyclegan import DIRECTIONS
 from ...outputs import JobReport, OutputGuard
 
@@ -67,7 +68,7 @@ def translate_file(model: nn.Module, source: str | os.PathLike, output: str | os
 
 def translate_path(model: nn.Module, source: str | os.PathLike, output: str | os.PathLike, *, direction: str = "a2b",
                    progress: bool = True, metadata: dict | None = None, overwrite: bool = False,
-                   fail_fast: bool = False) -> JobReport:
+                   fail_fast: bool = False, shard: Shard | None = None, resume: bool = False) -> JobReport:
     """A file -> ``output`` (a file, or a folder ending in / or existing); a folder -> a folder of
     PNGs with the same relative names."""
     check_direction(direction)
@@ -76,4 +77,4 @@ def translate_path(model: nn.Module, source: str | os.PathLike, output: str | os
         return translate_file(model, src, out, direction=direction, metadata=metadata)
 
     return tiling.process_path(source, output, work, overwrite=overwrite, fail_fast=fail_fast, progress=progress,
-                               sidecar=metadata is not None, desc="translate")
+                               sidecar=metadata is not None, shard=shard, resume=resume, desc="translate")
