@@ -1,0 +1,121 @@
+"""Data-parallel training on this machine's CPUs: is a 2-process run the 1-process run, and is it faster?
+
+    python benchmarks/ddp_scaling.py                        # both parts, ~10 minutes on 2 cores
+    python benchmarks/ddp_scaling.py --part equivalence     # ~2 minutes
+    python benchmarks/ddp_scaling.py --part throughput --steps 300
+
+Equivalence (table ``ddp-equivalence``): the conditional DCGAN (width 8, mnist-mini) trained for 5 and
+20 steps by ``genvision train gan --nproc 2`` (per-rank batch 8, train.sync_batchnorm=true, one thread
+per rank) against one process with batch 16, with one and with two torch threads; the relative L2
+distance between the final weights says how close "the same model" is. Float sums in another order
+(two ranks, or two threads) differ by ~1e-7; Adam's early steps amplify that noise, which is why the
+tolerance is stated per step count.
+
+Throughput (table ``ddp-scaling``): the default DCGAN recipe on MNIST (global batch 128) for --steps
+steps as 1 process x 1 thread, 1 process x 2 threads and 2 processes x 1 thread (torchrun, gloo);
+images/s from the run's own metrics (the last logged window). On 2 cores two processes can at best
+match one 2-thread process: the ratio measures the cost of the all-reduce and the duplicated Python.
+Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import record, render_docs  # noqa: E402
+
+EQUIVALENCE = ["data.name=mnist-mini", "model.width=8", "train.log_every=1", "train.sample_every=0",
+               "train.tensorboard=false", "train.ema=false"]
+THROUGHPUT = ["data.name=mnist", "train.sample_every=0", "train.tensorboard=false", "train.log_every=50",
+              "train.ckpt_every=100000"]
+
+
+def _train(out: Path, name: str, overrides: list[str], *, threads: int, nproc: int = 1) -> float:
+    command = [sys.executable, "-m", "genvision", "train", "gan", *overrides, f"train.out_dir={out}",
+               f"train.name={name}"]
+    if nproc > 1:
+        command[5:5] = ["--nproc", str(nproc)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    return time.perf_counter() - t0
+
+
+def _distance(a: Path, b: Path) -> float:
+    x, y = load_file(a), load_file(b)
+    keys = [k for k in x if x[k].is_floating_point()]
+    num = sum(float(((x[k] - y[k]) ** 2).sum()) for k in keys)
+    return (num / sum(float((x[k] ** 2).sum()) for k in keys)) ** 0.5
+
+
+def equivalence(out: Path) -> None:
+    for steps in (5, 20):
+        common = [*EQUIVALENCE, f"train.steps={steps}", f"train.ckpt_every={steps}"]
+        runs = {"2 processes x 1 thread": (["train.batch_size=8", "train.sync_batchnorm=true"], 1, 2),
+                "1 process x 1 thread": (["train.batch_size=16"], 1, 1),
+                "1 process x 2 threads": (["train.batch_size=16"], 2, 1)}
+        weights = {}
+        for label, (extra, threads, nproc) in runs.items():
+            name = f"eq{steps}-{nproc}p{threads}t"
+            _train(out, name, [*common, *extra], threads=threads, nproc=nproc)
+            weights[label] = out / name / "checkpoints" / f"step_{steps:08d}" / "model.safetensors"
+        two = weights["2 processes x 1 thread"]
+        quality = {"vs 1 process x 1 thread": _distance(weights["1 process x 1 thread"], two),
+                   "vs 1 process x 2 threads": _distance(weights["1 process x 2 threads"], two),
+                   "1 thread vs 2 threads (1 process)": _distance(weights["1 process x 1 thread"],
+                                                                  weights["1 process x 2 threads"])}
+        print(steps, quality, flush=True)
+        record("ddp-equivalence", f"gan mnist-mini {steps} steps", recipe="dcgan width 8, global batch 16, "
+               "sync_batchnorm, Adam 2e-4", wall_s=0.0, throughput={"steps": steps},
+               quality={f"rel. L2 {k}": v for k, v in quality.items()},
+               notes="relative L2 distance of all weights and BatchNorm statistics at the last step")
+
+
+def throughput(out: Path, steps: int) -> None:
+    rows = {}
+    for label, (threads, nproc) in {"1 process x 1 thread": (1, 1), "1 process x 2 threads": (2, 1),
+                                    "2 processes x 1 thread": (1, 2)}.items():
+        name = f"tp-{nproc}p{threads}t"
+        batch = 128 // nproc
+        wall = _train(out, name, [*THROUGHPUT, f"train.steps={steps}", f"train.batch_size={batch}"],
+                      threads=threads, nproc=nproc)
+        logged = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+        rate = logged[-1]["images_per_s"]
+        rows[label] = (rate, wall)
+        print(label, f"{rate:.0f} img/s, {wall:.0f} s wall", flush=True)
+    base = rows["1 process x 2 threads"][0]
+    for label, (rate, wall) in rows.items():
+        record("ddp-scaling", f"gan mnist {label}", recipe=f"dcgan default, global batch 128, {steps} steps",
+               wall_s=wall, throughput={"img/s (last window)": rate, "vs 1 process x 2 threads": rate / base},
+               notes="torchrun --standalone, gloo" if label.startswith("2") else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["equivalence", "throughput", "all"], default="all")
+    parser.add_argument("--steps", type=int, default=300, help="throughput: steps per configuration")
+    args = parser.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="ddp-bench-"))
+    try:
+        if args.part in ("equivalence", "all"):
+            equivalence(out)
+        if args.part in ("throughput", "all"):
+            throughput(out, args.steps)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    print(render_docs())
+
+
+if __name__ == "__main__":
+    main()
