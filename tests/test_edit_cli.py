@@ -15,6 +15,7 @@ from PIL import Image, ImageCms
 
 from genvision.apps.edit.imagefile import EditableImage, read_editable, write_edited
 from genvision.cli import main
+from genvision.jobs import MANIFEST_DIR
 from genvision.ops.chain import Chain
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -205,10 +206,11 @@ def test_folder_in_folder_out_with_sidecars_and_bit_exact_replay(tmp_path, capsy
     code, stdout, err = run_cli(capsys, "edit", src, "-o", out, *ops, "--interpolation", "bicubic", "--fill", "#336699")
     assert code == 0, err
     assert stdout.strip() == f"wrote 5 images to {out}"
-    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.suffix != ".json")
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                     if p.is_file() and p.suffix != ".json" and MANIFEST_DIR not in p.parts)
     assert written == ["a.png", "c.jpg", "sub/b.png", "x_bmp.png", "x_png.png"]
     assert all((out / f"{name}.json").is_file() for name in written)
-    assert tree(src) == before and not list(out.rglob(".*"))
+    assert tree(src) == before and not [p for p in out.rglob(".*") if MANIFEST_DIR not in p.parts]  # no temporaries
 
     sidecar = out / "sub" / "b.png.json"
     record = json.loads(sidecar.read_text())
@@ -309,4 +311,4 @@ def test_a_bad_file_in_a_folder_is_reported_and_the_rest_go_on(tmp_path, capsys,
     errors = [line for line in re.split(r"[\r\n]", err) if line.startswith("error:")]
     assert code != 0 and len(errors) == 2 and "broken.png" in errors[0]
     assert errors[1] == f"error: wrote 1 of 2 images to {out}; 1 failed"
-    assert sorted(p.name for p in out.iterdir()) == ["photo.png", "photo.png.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_DIR, "photo.png", "photo.png.json"]  # the job's record

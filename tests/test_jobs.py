@@ -117,3 +117,14 @@ def test_the_cli_refuses_a_bad_shard_in_one_line(photos, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "--shard 2/2" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_edit_folders_shard_and_resume_too(photos, tmp_path):
+    edit = ["--op", "flip=h", "--op", "rotate=90"]
+    assert main(["edit", str(photos), "-o", str(tmp_path / "one"), *edit]) == 0
+    assert main(["edit", str(photos), "-o", str(tmp_path / "two"), *edit, "--shard", "0/2"]) == 0
+    (tmp_path / "two" / "a" / "p1.png").unlink()  # done by shard 0 (files 0, 2, 4, 6), then lost: --resume redoes it
+    assert main(["edit", str(photos), "-o", str(tmp_path / "two"), *edit, "--shard", "1/2"]) == 0
+    assert main(["edit", str(photos), "-o", str(tmp_path / "two"), *edit, "--resume"]) == 0
+    pngs = {name: data for name, data in _files(tmp_path / "one").items() if name.endswith(".png")}
+    assert pngs == {name: data for name, data in _files(tmp_path / "two").items() if name.endswith(".png")}

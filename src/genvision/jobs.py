@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, display_path
 
 MANIFEST_DIR = ".genvision-job"  # hidden: folder scans skip it, so an output folder can be an input later
 _SHARD = re.compile(r"(\d+)/(\d+)")
@@ -89,4 +90,32 @@ class Manifest:
             f.write(line + "\n")
 
 
-__all__ = ["MANIFEST_DIR", "Manifest", "Shard"]
+class FolderJob:
+    """One process's part of a folder job writing into ``out_root``: its shard (default: this torchrun
+    rank's, or all), minus what the manifest records when resuming."""
+
+    def __init__(self, out_root: Path, shard: Shard | None = None, resume: bool = False):
+        self.out_root = Path(out_root)
+        self.shard = shard or Shard.from_environment()
+        self.manifest = Manifest(self.out_root, self.shard)
+        self.resuming = resume and self.manifest.exists()
+        self.done = self.manifest.done() if self.resuming else set()
+
+    def overwrite(self, asked: bool) -> bool:
+        """A resumed job rewrites its own outputs a kill left unrecorded (perhaps without their sidecar)."""
+        return asked or self.resuming
+
+    def select(self, plan: Sequence) -> list:
+        """This shard's planned outputs (``.source``/``.output`` items) that are not done yet."""
+        return [p for p in self.shard.take(plan) if p.output.relative_to(self.out_root).as_posix() not in self.done]
+
+    def record(self, planned, path: Path) -> None:
+        self.manifest.record(planned.source, path)
+
+    def announce(self, progress: bool) -> None:
+        if self.done and progress:
+            print(f"resuming: {len(self.done)} file(s) already done in {display_path(self.out_root)}",
+                  file=sys.stderr)
+
+
+__all__ = ["MANIFEST_DIR", "FolderJob", "Manifest", "Shard"]

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +49,8 @@ from tqdm import tqdm
 from . import io as gio
 from .errors import ConfigError, GenvisionError, display_path
 from .io import PNGStreamWriter
-from .jobs import Manifest, Shard
-from .outputs import JobReport, OutputGuard, PlannedOutput, plan_folder_job, run_job
+from .jobs import FolderJob, Shard
+from .outputs import JobReport, OutputGuard, plan_folder_job, run_job
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -411,22 +410,13 @@ def process_path(source: str | os.PathLike, output: str | os.PathLike,
             raise ConfigError(f"{source}: no image files found")
         if out.exists() and not out.is_dir():
             raise ConfigError(f"{out} exists and is not a folder (a folder input needs an output folder)")
-        shard = shard or Shard.from_environment()
-        manifest = Manifest(out, shard)
-        resuming = resume and manifest.exists()
-        done = manifest.done() if resuming else set()
-        if resuming:  # the job's own outputs a kill left unrecorded (perhaps without sidecar) are redone
-            guard = OutputGuard(overwrite=True)
-
-        def select(plan: list[PlannedOutput]) -> list[PlannedOutput]:
-            return [p for p in shard.take(plan) if p.output.relative_to(out).as_posix() not in done]
-
-        plan = plan_folder_job(files, source, out, guard=guard, sidecar=sidecar, select=select)
-        if done and progress:
-            print(f"resuming: {len(done)} file(s) already done in {display_path(out)}", file=sys.stderr)
+        job = FolderJob(out, shard, resume)
+        guard = OutputGuard(overwrite=job.overwrite(overwrite))
+        plan = plan_folder_job(files, source, out, guard=guard, sidecar=sidecar, select=job.select)
+        job.announce(progress)
         return run_job(plan, lambda p: work(p.source, p.output, False), total=len(plan),
                        label=lambda p: display_path(p.source), fail_fast=fail_fast, progress=progress, desc=desc,
-                       on_done=lambda p, path: manifest.record(p.source, path))
+                       on_done=job.record)
     if not source.exists():
         raise ConfigError(f"{source}: no such file or folder")
     if str(output).endswith(("/", os.sep)) or out.is_dir():

@@ -22,8 +22,9 @@ import click
 import numpy as np
 
 from ... import io as gio
-from ...cli_params import fail_fast_option, overwrite_option
+from ...cli_params import fail_fast_option, folder_job_options, overwrite_option
 from ...errors import ConfigError, GenvisionError, display_path, reason
+from ...jobs import FolderJob, Shard
 from ...ops.chain import Chain, describe_ops
 from ...outputs import (
     OVERWRITE_HINT,
@@ -174,9 +175,11 @@ def _output_suffix(source: Path, fmt: str) -> str:
     return source.suffix if source.suffix.lower() in WRITE_FORMATS else ".png"
 
 
-def _plan_folder(files: list[Path], source: Path, out: Path, fmt: str, overwrite: bool) -> list[PlannedOutput]:
+def _plan_folder(files: list[Path], source: Path, out: Path, fmt: str, overwrite: bool,
+                 job: FolderJob) -> list[PlannedOutput]:
     """:func:`genvision.outputs.plan_folder_job` for outputs of mixed suffixes (``--format keep``):
-    names are made per output suffix, and every output is checked against every input."""
+    names are made per output suffix, and every output is checked against every input; ``job`` keeps
+    this process's shard of the files not done yet."""
     guard = OutputGuard(overwrite=True)  # existing outputs are counted over the whole plan below
     guard.add_input_folder(source).add_inputs(*files)
     groups: dict[str, list[Path]] = {}
@@ -186,7 +189,8 @@ def _plan_folder(files: list[Path], source: Path, out: Path, fmt: str, overwrite
             for planned in plan_folder_job(group, source, out, guard=guard, suffix=suffix, sidecar=True)]
     order = {path: index for index, path in enumerate(files)}
     plan.sort(key=lambda p: order[p.source])  # the files' order, not the groups'
-    if not overwrite:
+    plan = job.select(plan)
+    if not job.overwrite(overwrite):
         existing = [p.output if os.path.lexists(p.output) else sidecar_of(p.output) for p in plan
                     if os.path.lexists(p.output) or os.path.lexists(sidecar_of(p.output))]
         if existing:
@@ -198,7 +202,8 @@ def _plan_folder(files: list[Path], source: Path, out: Path, fmt: str, overwrite
 
 def edit_path(chain: Chain, source: str | os.PathLike, output: str | os.PathLike, *, fmt: str = "keep",
               interpolation: str = "bilinear", fill: str = "0", inputs: tuple[str | os.PathLike, ...] = (),
-              overwrite: bool = False, fail_fast: bool = False, progress: bool = True) -> JobReport:
+              overwrite: bool = False, fail_fast: bool = False, progress: bool = True, shard: Shard | None = None,
+              resume: bool = False) -> JobReport:
     """One file -> ``output`` (a file, or a folder ending in / or existing); a folder -> a folder with
     the same relative names (hidden files skipped). Every output is planned before anything is
     written: an output that is an input (``inputs``: the pipeline and replay files too), an output
@@ -215,13 +220,15 @@ def edit_path(chain: Chain, source: str | os.PathLike, output: str | os.PathLike
             raise ConfigError(f"{display_path(source)}: no image files found")
         if out.exists() and not out.is_dir():
             raise ConfigError(f"{display_path(out)} exists and is not a folder (a folder input needs an output folder)")
-        plan = _plan_folder(files, source, out, fmt, overwrite)
+        job = FolderJob(out, shard, resume)
+        plan = _plan_folder(files, source, out, fmt, overwrite, job)
         guard = OutputGuard(overwrite=True).add_inputs(*inputs)
         for planned in plan:
             guard.claim(planned.output, sidecar=True, check_exists=False)
+        job.announce(progress)
         return run_job(plan, lambda p: edit_file(chain, p.source, p.output, interpolation=interpolation, fill=fill),
                        total=len(plan), label=lambda p: display_path(p.source), fail_fast=fail_fast,
-                       progress=progress, desc="edit")
+                       progress=progress, desc="edit", on_done=job.record)
     if not source.exists():
         raise ConfigError(f"{display_path(source)}: no such file or folder")
     if str(output).endswith(("/", os.sep)) or out.is_dir():
@@ -266,9 +273,10 @@ def _list_ops(ctx: click.Context, _param, value: bool) -> None:
                    "one for all. JPEG has no alpha (flattened on white) and, like WebP, no 16 bit.")
 @overwrite_option
 @fail_fast_option
+@folder_job_options
 @click.option("--list-ops", is_flag=True, is_eager=True, expose_value=False, callback=_list_ops,
               help="List the ops and their arguments, then exit.")
-def edit(source, output, ops, pipeline, replay, interpolation, fill, fmt, overwrite, fail_fast):
+def edit(source, output, ops, pipeline, replay, interpolation, fill, fmt, overwrite, fail_fast, shard, resume):
     """Edit an image or a folder of images: crop, rotate, flip, resize, tone and colour ops, chained
     so the geometry resamples once.
 
@@ -284,6 +292,6 @@ def edit(source, output, ops, pipeline, replay, interpolation, fill, fmt, overwr
     fill = fill if fill is not None else str(record.get("fill", "0"))
     report = edit_path(chain, source, output, fmt=fmt, interpolation=interpolation, fill=fill,
                        inputs=tuple(p for p in (pipeline, replay) if p is not None), overwrite=overwrite,
-                       fail_fast=fail_fast, progress=True)
+                       fail_fast=fail_fast, progress=True, shard=Shard.parse(shard), resume=resume)
     report.raise_if_failed(output)  # the summary as the one error line, and a non-zero exit
     click.echo(f"wrote {display_path(report.written[0])}" if report.total == 1 else report.summary(output))
