@@ -54,6 +54,7 @@ class Spec:
     dtype: str = "fp16"
     version: str = "1"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    network: str | None = None  # ship only this sub-network (an SRGAN's generator, not its discriminator)
 
 
 SPECS = (
@@ -129,6 +130,30 @@ SPECS = (
          {"labels kept b->a": ("cyclegan/cyclegan-mnist2sklearn-1500steps.json", "label_kept_b2a"),
           "domain FID b->a": ("cyclegan/cyclegan-mnist2sklearn-1500steps.json", "fid_domain_b2a")},
          notes=("1,500 steps: 61.6% of translated digits keep their label, against issue 14's 90% target",)),
+    Spec("srgan-x4", "x4 super-resolution of photos, sharper (EDSR x4 refined adversarially, SRGAN-style)",
+         "srgan-sr-edsr-x4-15min-8min", ("python benchmarks/train_sr.py --data-root ../shared/data --srgan-from "
+                                         "benchmarks/results/runs/sr-edsr-x4-15min --minutes 8 (trains and scores)"),
+         SR_DATA,
+         {f"{bench} {what}": ("sr-gan-refinement/srgan-sr-edsr-x4-15min-8min.json", f"{bench} gan {key}")
+          for bench in ("Set5", "Set14") for what, key in (("Y-PSNR", "dB"), ("sharpness", "sharpness"))},
+         notes=(NC_NOTE, ("refines zoo:edsr-x4 (Set5 29.79 dB, sharpness 45.9; HR photos 596.5): sharper, 1.6 dB lower "
+                          "PSNR; sharpness = variance of the Laplacian of Y"),
+                ("a short refinement: 123 steps in 8 minutes on one thread, while other tests shared the cores; "
+                 "its recipe starts from the edsr-x4 run (init=), so train that first")), network="generator"),
+    Spec("vae-mnist", "digit VAE (beta = 1; generation, interpolation, traversal, likelihood)", "vae-mnist-30min-zoo",
+         "python benchmarks/vae_nll.py --part nll --k 100 --k5000-images 0 --suffix=-zoo (trains and scores)",
+         MNIST_DATA,
+         {"test NLL, k=100 (nats)": ("vae-nll/vae-mnist-30min-zoo.json", "NLL k=100 (10k test) nats"),
+          "domain FID vs MNIST test": ("gan-evaluation-domain/vae-mnist-30min-zoo.json", "fid")},
+         notes=("round 1's recipe (configs/vae-mnist.yaml) for 30 minutes on one thread; its schedule is 25,000 "
+                "steps and the budget ends it earlier on this machine",)),
+    Spec("vqvae-mnist", "digit VQ-VAE (7x7 tokens of a 128-code book; per-position token prior for sampling)",
+         "vqvae-mnist-zoo", "python benchmarks/vae_nll.py --part others --families vqvae --workers 1 "
+         "--other-minutes 8 --suffix=-zoo, then --part fid --suffix=-zoo", MNIST_DATA,
+         {"domain FID vs MNIST test": ("gan-evaluation-domain/vqvae-mnist-zoo.json", "fid"),
+          "recall": ("gan-evaluation-domain/vqvae-mnist-zoo.json", "recall")},
+         notes=("the prior is per-position categorical (independent tokens), refitted on the training set: "
+                "its samples are poor; the autoencoder (genvision encode / decode) is the useful part",)),
     Spec("codec-hyperprior", "learned image codec (scale hyperprior, ~0.55 bpp)", "codec-hp-0.0067",
          "python benchmarks/codec_rd.py --data-root ../shared/data --models RUN", SR_DATA,
          {"bpp (Set5+Set14)": ("codec/codec-hyperprior-lambda-0.0067-on-all.json", "bpp"),
@@ -182,6 +207,9 @@ def _card_text(item: dict, spec: Spec, card: dict, sources: dict) -> str:
 def build(spec: Spec) -> dict:
     run = Path(spec.run) if Path(spec.run).is_absolute() else RUNS / spec.run
     model, card = load_with_card(run)  # the EMA weights when the run keeps them
+    if spec.network is not None:
+        model = getattr(model, spec.network)
+        card = {**card, "model": model.registry_name}
     target = zoo.ZOO_DIR / spec.name
     state = half_width_state(model, spec.dtype) if spec.dtype in ("fp16", "bf16") else None
     extra = {key: value for key, value in card.items()
