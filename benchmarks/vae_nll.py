@@ -96,7 +96,7 @@ def run_nll(args) -> None:
         curve.append({"step": step, "minutes": elapsed[near] / 60, **m})
         print(f"curve: step {step} ({elapsed[near] / 60:.1f} min): -ELBO {m['neg_elbo_nats']:.2f}, "
               f"NLL(k=100, 1000 imgs) {m['nll_iwae_nats']:.2f} [{time.perf_counter() - t1:.0f}s]", flush=True)
-        record("vae-nll-curve", f"vae-mnist @ step {step:05d}", recipe="configs/vae-mnist.yaml (EMA weights)",
+        record("vae-nll-curve", f"vae-mnist{args.suffix} @ step {step:05d}", recipe="configs/vae-mnist.yaml (EMA weights)",
                wall_s=elapsed[near], throughput={"train minutes": elapsed[near] / 60, "step": step},
                quality={"NLL k=100 (1000 test) nats": m["nll_iwae_nats"],
                         "-ELBO (1000 test) nats": m["neg_elbo_nats"]})

@@ -62,7 +62,8 @@ def test_every_tab_offers_exactly_its_zoo_models():
     assert offered == {item.spec for item in zoo.entries().values()}  # every zoo model is selectable somewhere
     assert handlers.zoo_choices("upscale") == sorted(item.spec for item in zoo.entries().values() if item.kind == "sr")
     assert {"zoo:edsr-x3", "zoo:espcn-x3"} <= set(handlers.zoo_choices("upscale"))
-    assert handlers.zoo_choices("generate") == ["zoo:cvae-mnist", "zoo:dcgan-mnist", "zoo:dit-mnist"]
+    assert handlers.zoo_choices("generate") == ["zoo:cvae-mnist", "zoo:dcgan-mnist", "zoo:dit-mnist", "zoo:vae-mnist",
+                                                "zoo:vqvae-mnist"]
     assert "zoo:lama-photos" in handlers.zoo_choices("inpaint")
     assert "zoo:johnson-starry-night" in handlers.zoo_choices("stylize")
     assert handlers.zoo_choices("search") == ["zoo:simclr-photos"]
@@ -250,3 +251,11 @@ def test_the_help_does_not_import_gradio():
             "print('gradio' in sys.modules, 'genvision.web.app' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120)
     assert "web " in out.stdout and out.stdout.strip().endswith("False False")
+
+
+@pytest.mark.parametrize("model", ["zoo:vae-mnist", "zoo:vqvae-mnist"])
+def test_unconditional_generators_sample_and_refuse_a_class(model, workspace):
+    result = handlers.generate(model, 4, 0, None, workspace)
+    assert sidecar_of(result) | {"model": model, "n": 4, "class": None} == sidecar_of(result)
+    with pytest.raises(ConfigError, match="unconditional"):
+        handlers.generate(model, 4, 0, 3, workspace)
