@@ -33,11 +33,11 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import record, render_docs  # noqa: E402
+from harness import ROOT, record, render_docs  # noqa: E402
 
 EQUIVALENCE = ["data.name=mnist-mini", "model.width=8", "train.log_every=1", "train.sample_every=0",
                "train.tensorboard=false", "train.ema=false"]
-THROUGHPUT = ["data.name=mnist", "train.sample_every=0", "train.tensorboard=false", "train.log_every=50",
+THROUGHPUT = ["data.name=mnist", f"data.root={ROOT.parent / 'shared' / 'data'}", "train.sample_every=0", "train.tensorboard=false", "train.log_every=50",
               "train.ckpt_every=100000"]
 
 
@@ -48,7 +48,9 @@ def _train(out: Path, name: str, overrides: list[str], *, threads: int, nproc: i
         command[5:5] = ["--nproc", str(nproc)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     return time.perf_counter() - t0
 
 
