@@ -60,6 +60,9 @@ def test_shards_write_exactly_what_one_process_writes(photos, tmp_path):
 def test_under_torchrun_the_rank_picks_the_shard(photos, tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
+    report = upscale_path(bicubic_model(2), photos, tmp_path / "all", progress=False, metadata={"model": "bicubic"})
+    assert report.total == 7  # RANK and WORLD_SIZE alone (some schedulers set them): the whole job
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-1")  # torchrun started this process
     report = upscale_path(bicubic_model(2), photos, tmp_path / "out", progress=False, metadata={"model": "bicubic"})
     assert report.total == 3  # files 1, 3, 5 of 7
 

@@ -1,6 +1,6 @@
 """Folder jobs split over processes or GPUs, and resumed after a kill.
 
-``--shard I/N`` (or, under ``torchrun``, the process's ``RANK``/``WORLD_SIZE``) makes a folder job take
+``--shard I/N`` (or, under ``torchrun``, the process's ``RANK`` of ``WORLD_SIZE``) makes a folder job take
 every N-th file of the job's plan, starting at file I: the plan (sorted inputs, output names by
 :func:`genvision.outputs.output_names` over *all* inputs) is the same in every process, so the shards
 are disjoint, cover the folder, and write exactly the files one process would.
@@ -49,6 +49,10 @@ class Shard:
 
     @classmethod
     def from_environment(cls) -> Shard:
+        """This process's rank of the world size when torchrun started it, else the whole job. RANK and
+        WORLD_SIZE alone are not enough: some schedulers set them for every process of a job."""
+        if "TORCHELASTIC_RUN_ID" not in os.environ:
+            return cls()
         try:
             return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
         except ValueError:
