@@ -49,11 +49,12 @@ def _command(src: Path, out: Path) -> list[str]:
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
-    """Every file under its final name (hidden temporary files excluded) -> its bytes."""
+    """Every output under its final name -> its bytes (hidden temporary files, and the job's manifest in
+    its hidden folder, are not outputs)."""
     if not out.is_dir():
         return {}
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(out).parts)}
 
 
 def temporaries(out: Path) -> list[Path]:
