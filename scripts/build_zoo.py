@@ -92,11 +92,17 @@ SPECS = (
          "python benchmarks/inpaint_digits.py --methods cvae --cvae RUN", MNIST_DATA,
          {"bottom-half inpainting recognised": (
              "inpaint-digits/cvae-bottom-half-k-4-no-label-steps-200-lr-0.05-prior-weight-0.01.json", "recognised")}),
-    Spec("dit-mnist", "class-conditional digit DiT (flow matching; generation, inpainting)",
-         "inpaint-dit-mnist-1500steps", "python benchmarks/inpaint_digits.py --dit RUN", MNIST_DATA,
-         {"bottom-half inpainting recognised": (
-             "inpaint-digits/dit-bottom-half-k-4-no-label-steps-16-sampler-euler-resample-1.json", "recognised")},
-         notes=("1,500 steps: a short run; its samples are recognisable but not the round-1 30-minute DiT",)),
+    Spec("dit-mnist", "class-conditional digit DiT (flow matching, adaLN-Zero; generation with guidance)",
+         "dit-mnist-30min-zoo", ("python benchmarks/dit_mnist.py --data-root ../shared/data --minutes 30 --steps 8 "
+                                 "--cfg 3 --cfg-steps 8 --suffix=-zoo (trains and scores)"), MNIST_DATA,
+         {"domain FID, Euler 8 steps, guidance 3": (
+             "dit-evaluation-domain/dit-mnist-30min-zoo-steps-8-sampler-euler-cfg-3.0.json", "fid"),
+          "domain FID, Euler 8 steps, guidance 1": (
+             "dit-evaluation-domain/dit-mnist-30min-zoo-steps-8-sampler-euler-cfg-1.0.json", "fid")},
+         version="2", notes=(("round 1's recipe (configs/dit-mnist.yaml) for 30 minutes on two threads of an otherwise "
+                              "idle machine (round 1: 3,016 steps on one thread)"),
+                             ("version 1 was a 1,500-step run trained for the inpainting benchmark; inpainting "
+                              "with this version has not been scored"))),
     Spec("johnson-starry-night", "fast style transfer: The Starry Night", "style-fast/johnson",
          "python benchmarks/style_fast.py --phase evaluate --runs RUN_PARENT (see docs/BENCHMARKS.md, style-fast)",
          "content: sr-train photos (see above); style: van Gogh, The Starry Night (public domain)",
