@@ -19,11 +19,12 @@ from genvision.apps.gan.objective import (
     g_loss_nonsaturating,
     g_loss_wgan,
     gradient_penalty,
+    zero_centered_penalty,
 )
 from genvision.config import load_recipe
 from genvision.data.augment import diff_augment
 from genvision.errors import ConfigError
-from genvision.models.gan import DCGAN, DCGANConfig
+from genvision.models.gan import DCGAN, DCGANConfig, minibatch_stddev
 from genvision.registry import create_model, list_models
 from genvision.training.objective import DataInfo, StepContext, fit_config_to_data
 
@@ -113,6 +114,55 @@ def test_gradient_penalty_is_fp32_inside_autocast():
     assert gp.item() == pytest.approx((0.5 * 4 - 1) ** 2, rel=1e-5)
 
 
+class QuadraticCritic(torch.nn.Module):
+    """D(x) = sum(w * x^2): grad_x D = 2 w x, so ||grad||^2 = 4 w^2 sum(x^2) per sample."""
+
+    def __init__(self, w: float):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(w))
+
+    def forward(self, x, labels=None):
+        return (self.w * x.pow(2)).flatten(1).sum(1)
+
+
+def test_zero_centered_penalty_equals_hand_computed_gradient_norm():
+    critic = QuadraticCritic(0.3)
+    x = torch.randn(6, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    expected = (4 * 0.3**2 * x.pow(2).flatten(1).sum(1)).mean()  # E ||2 w x||^2
+    penalty = zero_centered_penalty(critic, x)
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-5)
+    penalty.backward()  # d/dw of E[4 w^2 sum x^2] = 8 w E[sum x^2]: the penalty trains D
+    assert critic.w.grad.item() == pytest.approx(8 * 0.3 * x.pow(2).flatten(1).sum(1).mean().item(), rel=1e-5)
+    assert x.grad is None  # the caller's images are not touched
+
+
+def test_r1_applies_lazily_with_its_weight():
+    cfg = GANObjectiveConfig(r1_gamma=2.0, r2_gamma=0.5, reg_every=4)
+    _, _, history = run_game(cfg, 9, model_kwargs={"d_norm": "none"})
+    for step, row in enumerate(history):
+        assert ("r1" in row) == ("r2" in row) == (step % 4 == 0)
+        assert all(math.isfinite(v) for v in row.values())
+    # One D step, R1 on, lazy: the D loss carries exactly gamma / 2 * reg_every * R1 (+ R2 term).
+    torch.manual_seed(0)
+    data = DataInfo(channels=1, image_size=28, num_classes=0)
+    model = DCGAN(fit_config_to_data(DCGANConfig(width=8, latent_dim=8, d_norm="none"), data, False))
+    objective = GANObjective(model, GANObjectiveConfig(r1_gamma=3.0, reg_every=5), data)
+    real = toy_data(4)[0]
+    out: dict = {}
+    extra = objective._lazy_penalties(real, None, real, None, out)
+    assert extra.item() == pytest.approx(3.0 / 2 * 5 * out["r1"].item(), rel=1e-6)
+    assert "r2" not in out
+
+
+def test_balanced_fake_labels_cover_every_class_equally():
+    data = DataInfo(channels=1, image_size=28, num_classes=10)
+    model = DCGAN(fit_config_to_data(DCGANConfig(width=8, latent_dim=8), data, True))
+    labels = GANObjective(model, GANObjectiveConfig(), data)._fake_labels(60, torch.device("cpu"))
+    assert torch.equal(torch.bincount(labels, minlength=10), torch.full((10,), 6))
+    random = GANObjective(model, GANObjectiveConfig(balanced_labels=False), data)._fake_labels(60, torch.device("cpu"))
+    assert random.shape == (60,) and 0 <= int(random.min()) and int(random.max()) < 10
+
+
 # --- DCGAN ------------------------------------------------------------------------------
 
 
@@ -132,6 +182,26 @@ def test_dcgan_shapes(size, channels, num_classes, sn):
     assert scores.shape == (3,)
     scores.sum().backward()
     assert all(p.grad is not None for p in model.discriminator.parameters())
+
+
+def test_minibatch_stddev_by_hand_and_collapse_signal():
+    x = torch.randn(6, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    out = minibatch_stddev(x, 4)  # 6 samples: groups of 3 (the largest divisor <= 4), members i, i + 2, i + 4
+    assert out.shape == (6, 4, 2, 2) and torch.equal(out[:, :3], x)
+    for i in range(6):
+        members = x[[i % 2, i % 2 + 2, i % 2 + 4]]
+        expected = members.std(dim=0, unbiased=False).mean()
+        assert torch.allclose(out[i, 3], expected.expand(2, 2), atol=1e-6)
+    collapsed = x[:1].expand(6, 3, 2, 2)  # a generator that ignores z: every sample alike
+    assert float(minibatch_stddev(collapsed, 4)[:, 3].max()) < 1e-3
+    assert minibatch_stddev(torch.randn(7, 2, 3, 3), 4).shape == (7, 3, 3, 3)  # prime batch: groups of 1
+
+
+def test_discriminator_with_minibatch_std_shapes():
+    model = DCGAN(DCGANConfig(image_size=32, channels=3, width=8, num_classes=4, minibatch_std=4, d_norm="none"))
+    scores = model.discriminator(torch.randn(8, 3, 32, 32), torch.arange(8) % 4)
+    assert scores.shape == (8,)
+    assert model.discriminator.embed.weight.shape[1] == model.discriminator.head.in_features == (32 + 1) * 4 * 4
 
 
 def test_dcgan_init_and_d_width():
@@ -168,7 +238,7 @@ def test_registry():
 
 @pytest.mark.parametrize("bad", [
     {"image_size": 64}, {"channels": 2}, {"width": 4}, {"d_width": 4}, {"latent_dim": 0},
-    {"num_classes": -1}, {"d_norm": "instance"},
+    {"num_classes": -1}, {"d_norm": "instance"}, {"minibatch_std": -1}, {"minibatch_std": 65},
 ])
 def test_bad_model_config(bad):
     with pytest.raises(ConfigError):
@@ -178,6 +248,7 @@ def test_bad_model_config(bad):
 @pytest.mark.parametrize("bad", [
     {"loss": "lsgan"}, {"d_steps": 0}, {"lr_g": 0.0}, {"betas": (0.5, 1.5)}, {"diffaugment": "color,rotate"},
     {"label_smoothing": 0.1, "loss": "hinge"}, {"label_smoothing": 1.0}, {"gp_weight": -1.0},
+    {"r1_gamma": -0.1}, {"r2_gamma": float("inf")}, {"reg_every": 0},
 ])
 def test_bad_objective_config(bad):
     with pytest.raises(ConfigError):

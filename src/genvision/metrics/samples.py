@@ -64,6 +64,8 @@ def sample_metrics(sampler: Sampler, extractor: FeatureExtractor, reference: Fea
             hist = class_histogram_stats(probs.argmax(dim=1), probs.shape[1])
             metrics["class_coverage"] = hist["coverage"]
             metrics["class_kl_to_uniform"] = hist["kl_to_uniform"]
+            shares = [count / n for count in hist["histogram"]]
+            metrics["class_share_min"], metrics["class_share_max"] = min(shares), max(shares)
     metrics["num_samples"] = n
     return metrics
 

@@ -40,6 +40,7 @@ class DCGANConfig:
     spectral_norm: bool = False  # spectral normalisation on every D layer (Miyato et al. 2018)
     d_width: int | None = None  # D base channel count; None = same as width
     d_norm: str = "auto"  # D feature norm: auto (batch, or none with spectral_norm) | batch | layer | none; wgan-gp needs layer or none
+    minibatch_std: int = 0  # D sees the feature std across groups of this many samples (ProGAN); 0 = off
 
     def validate(self) -> None:
         if self.image_size not in _LAYOUT:
@@ -52,6 +53,8 @@ class DCGANConfig:
             raise ConfigError(f"dcgan width and d_width must be >= 8, got {self.width} and {self.d_width}")
         if self.num_classes < 0:
             raise ConfigError(f"dcgan num_classes must be >= 0 (0 = unconditional), got {self.num_classes}")
+        if not 0 <= self.minibatch_std <= 64:
+            raise ConfigError(f"dcgan minibatch_std must be a group size in 0..64 (0 = off), got {self.minibatch_std}")
         if self.d_norm not in D_NORMS:
             raise ConfigError(f"dcgan d_norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
 
@@ -123,6 +126,24 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+def minibatch_stddev(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """x (B, C, H, W) with one more channel: the std of the features across a group of samples,
+    averaged to one number per group (Karras et al. 2018, ProGAN section 3; StyleGAN2's layer).
+
+    A generator that ignores z makes every sample of a group alike, so this channel is ~0 for its
+    fakes and not for real batches: D can see and punish the collapse a per-sample D cannot.
+    Groups are samples i, i + B/g, i + 2B/g, ... (StyleGAN2's layout); g is the largest divisor of
+    B not above ``group_size``, so any batch size works.
+    """
+    B, C, H, W = x.shape
+    g = next(d for d in range(min(group_size, B), 0, -1) if B % d == 0)
+    y = x.float().reshape(g, B // g, C, H, W)  # (g, B/g, C, H, W): member, group
+    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (B/g, C, H, W)
+    per_group = std.mean(dim=(1, 2, 3))  # (B/g,)
+    channel = per_group.repeat(g).to(x.dtype).view(B, 1, 1, 1).expand(B, 1, H, W)  # sample i -> group i % (B/g)
+    return torch.cat([x, channel], dim=1)  # (B, C + 1, H, W)
+
+
 class Discriminator(nn.Module):
     def __init__(self, config: DCGANConfig):
         super().__init__()
@@ -137,7 +158,7 @@ class Discriminator(nn.Module):
                        nn.LeakyReLU(0.2, inplace=True)]
             ch *= 2
         self.features = nn.Sequential(*layers)
-        feature_dim = ch * side * side
+        feature_dim = (ch + (1 if config.minibatch_std else 0)) * side * side
         # The linear head on the flattened 4x4 / 7x7 map is DCGAN's final valid conv.
         self.head = nn.Linear(feature_dim, 1)
         # Projection discriminator: per-class vector dotted with the same features.
@@ -151,7 +172,10 @@ class Discriminator(nn.Module):
                     _spectral_norm(module)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        phi = self.features(x).flatten(1)  # (B, ch * s * s)
+        h = self.features(x)  # (B, ch, s, s)
+        if self.config.minibatch_std:
+            h = minibatch_stddev(h, self.config.minibatch_std)  # (B, ch + 1, s, s)
+        phi = h.flatten(1)  # (B, (ch [+ 1]) * s * s)
         out = self.head(phi).squeeze(1)  # (B,)
         if self.embed is not None:
             out = out + (self.embed(labels) * phi).sum(dim=1)  # (B,) projection term
@@ -215,4 +239,4 @@ class DCGAN(nn.Module):
         return self.generate(z, labels)
 
 
-__all__ = ["DCGANConfig", "Generator", "Discriminator", "DCGAN", "dcgan_init"]
+__all__ = ["DCGANConfig", "Generator", "Discriminator", "DCGAN", "dcgan_init", "minibatch_stddev"]

@@ -191,7 +191,7 @@ class Trainer:
         """Average the window's losses and log them; .item() here is the only sync with the device."""
         now = time.perf_counter()
         rate = window_steps / max(now - window_start, 1e-9)
-        keys = pending[-1].keys()
+        keys = dict.fromkeys(k for p in pending for k in p)  # every key any step logged (lazy R1: some steps)
         row = {k: float(torch.stack([p[k].float() for p in pending if k in p]).mean()) for k in keys}
         row = self.dist.mean(row, self.device)  # the step's numbers over all ranks, not rank 0's share
         row.update(steps_per_s=rate, images_per_s=rate * self.cfg.batch_size * self.dist.world_size,

@@ -43,6 +43,10 @@ class GANObjectiveConfig:
     d_steps: int = 1  # D updates per G update (on the same real batch); 5 is usual for wgan-gp
     diffaugment: str = ""  # "" = off, else a DiffAugment policy such as "color,translation,cutout"
     label_smoothing: float = 0.0  # one-sided: real target 1 - s (minimax / nonsaturating only)
+    r1_gamma: float = 0.0  # R1: (gamma / 2) E||grad_x D(x)||^2 on real images (Mescheder et al. 2018); 0 = off
+    r2_gamma: float = 0.0  # R2: the same zero-centred penalty on generated images; 0 = off
+    reg_every: int = 16  # lazy regularisation (StyleGAN2): R1/R2 every k D steps, weighted by k
+    balanced_labels: bool = True  # conditional: each batch's fake labels cycle through the classes (shuffled)
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
@@ -56,6 +60,9 @@ class GANObjectiveConfig:
         if self.label_smoothing and self.loss not in ("minimax", "nonsaturating"):
             raise ConfigError(f"label_smoothing applies to the minimax / nonsaturating losses, not {self.loss}")
         parse_policy(self.diffaugment)
+        check_range("objective.r1_gamma", self.r1_gamma, 0.0, MAX_LOSS_WEIGHT)
+        check_range("objective.r2_gamma", self.r2_gamma, 0.0, MAX_LOSS_WEIGHT)
+        check_range("objective.reg_every", self.reg_every, 1, 10_000)
 
 
 # --------------------------------------------------------------------------------------
@@ -130,6 +137,21 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
     return (norm - 1.0).pow(2).mean()
 
 
+def zero_centered_penalty(discriminator: nn.Module, images: torch.Tensor,
+                          labels: torch.Tensor | None = None) -> torch.Tensor:
+    """E[||grad_x D(x)||_2^2] at the given images: R1 on reals, R2 on fakes (Mescheder et al. 2018,
+    "Which training methods for GANs do actually converge?"). Pushes D's gradient to zero on the
+    data, which makes the game converge locally; StyleGAN2 and StudioGAN apply it lazily.
+
+    Computed in fp32 outside any autocast; ``create_graph=True`` so it trains D.
+    """
+    x = images.detach().float().requires_grad_(True)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        scores = discriminator(x, labels)
+        (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
 D_LOSSES = {"minimax": d_loss_minimax, "nonsaturating": d_loss_minimax, "hinge": d_loss_hinge,
             "wgan-gp": d_loss_wgan}
 G_LOSSES = {"minimax": g_loss_minimax, "nonsaturating": g_loss_nonsaturating, "hinge": g_loss_hinge,
@@ -194,7 +216,26 @@ class GANObjective(Objective):
     def _fake_labels(self, n: int, device: torch.device) -> torch.Tensor | None:
         if not self.conditional:
             return None
-        return torch.randint(0, self.model.config.num_classes, (n,), device=device)  # uniform over classes
+        classes = self.model.config.num_classes
+        if self.config.balanced_labels:  # every class equally often in each batch: no sampling noise in class counts
+            return torch.arange(n, device=device) % classes
+        return torch.randint(0, classes, (n,), device=device)  # uniform over classes
+
+    def _lazy_penalties(self, real_in, real_labels, fake_in, fake_labels, out) -> torch.Tensor:
+        """R1 / R2 every ``reg_every`` steps, weighted by ``reg_every`` so the average strength is
+        gamma / 2 per step (StyleGAN2's lazy regularisation: the same effect at a fraction of the
+        double-backward cost). On the augmented images, as StyleGAN2-ADA does."""
+        cfg, D = self.config, self.model.discriminator
+        total = real_in.new_zeros(())
+        if cfg.r1_gamma:
+            r1 = zero_centered_penalty(D, real_in, real_labels)
+            total = total + cfg.r1_gamma / 2 * cfg.reg_every * r1
+            out["r1"] = r1.detach()
+        if cfg.r2_gamma:
+            r2 = zero_centered_penalty(D, fake_in, fake_labels)
+            total = total + cfg.r2_gamma / 2 * cfg.reg_every * r2
+            out["r2"] = r2.detach()
+        return total
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         images, labels = batch
@@ -226,6 +267,8 @@ class GANObjective(Objective):
                 gp = gradient_penalty(D, real_in, fake_in, real_labels)
                 d_loss = d_loss + cfg.gp_weight * gp
                 out["gp"] = gp.detach()
+            if last and ctx.step % cfg.reg_every == 0:
+                d_loss = d_loss + self._lazy_penalties(real_in, real_labels, fake_in, fake_labels, out)
             ctx.update(d_loss, "d")
 
         # --- G: fool the updated D (D's weights get no gradient: saves its weight-grad work) -
@@ -277,5 +320,5 @@ __all__ = [
     "RECIPE", "DESCRIPTION", "build",
     "GANObjectiveConfig", "GANObjective", "GANRecipe", "LOSSES",
     "d_loss_minimax", "g_loss_minimax", "g_loss_nonsaturating", "d_loss_hinge", "g_loss_hinge",
-    "d_loss_wgan", "g_loss_wgan", "gradient_penalty",
+    "d_loss_wgan", "g_loss_wgan", "gradient_penalty", "zero_centered_penalty",
 ]
