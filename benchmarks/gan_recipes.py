@@ -1,10 +1,11 @@
 """GAN recipes side by side on MNIST: the same step count for each, then 10,000 samples scored.
 
     python benchmarks/gan_recipes.py --data-root ../shared/data                       # every recipe, 4,000 steps
-    python benchmarks/gan_recipes.py --steps 1500 --n 2000 --only default,cond-r1     # a quick screen
+    python benchmarks/gan_recipes.py --steps 1500 --n 2000 --only dcgan,cond-r1     # a quick screen
+    python benchmarks/gan_recipes.py --minutes 10 --only cond-r1-mbstd                # a time budget instead
 
 Each recipe is a list of ``genvision train gan`` overrides on top of the default recipe (DCGAN
-width 64, batch 64, 28 px, EMA generator). They train one after another (never two PyTorch jobs
+width 64, batch 64, 28 px, EMA generator), explicit about every choice the defaults make. They train one after another (never two PyTorch jobs
 at once on 2 cores), for a fixed number of steps so quality compares at equal work; the rows
 report the wall time and images/s as well, so "at equal time" can be read off. Scores: domain
 FID-family metrics against the MNIST test split, and the smallest / largest share of a class
@@ -33,25 +34,32 @@ KEYS = ("fid", "kid", "precision", "recall", "inception_score", "class_share_min
         "class_kl_to_uniform")
 
 # name -> overrides of the default recipe
+OFF = ["objective.r1_gamma=0", "objective.mode_seeking=0"]  # the conditional defaults switched off
 RECIPES: dict[str, list[str]] = {
-    "default": [],
-    "cond": ["conditional=true"],
-    "cond-hinge-sn": ["conditional=true", "objective.loss=hinge", "model.spectral_norm=true"],
-    "cond-r1": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=1"],
-    "cond-r1-g0.1": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=0.1"],
-    "uncond-r1": ["model.d_norm=none", "objective.r1_gamma=1"],
-    "cond-r1-mbstd": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=1", "model.minibatch_std=4"],
-    "uncond-r1-mbstd": ["model.d_norm=none", "objective.r1_gamma=1", "model.minibatch_std=4"],
+    "dcgan": ["conditional=false"],  # round 1's default: unconditional, non-saturating, BatchNorm D
+    "cond": ["conditional=true", *OFF],
+    "cond-hinge-sn": ["conditional=true", "objective.loss=hinge", "model.spectral_norm=true", *OFF],
+    "cond-r1": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=1", "objective.mode_seeking=0"],
+    "cond-r1-g0.1": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=0.1", "objective.mode_seeking=0"],
+    "uncond-r1": ["conditional=false", "model.d_norm=none", "objective.r1_gamma=1"],
+    "cond-r1-mbstd": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=1", "objective.mode_seeking=0",
+                      "model.minibatch_std=4"],
+    "cond-r1-ms": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=1", "objective.mode_seeking=1"],
+    # the default on labelled data since issue 19 (conditional, R1 1, mode seeking 0.1, D without norm)
+    "cond-r1-ms0.1": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=1", "objective.mode_seeking=0.1"],
 }
 
 
 def run_recipe(name: str, overrides: list[str], args) -> None:
-    run_name = f"gan-recipe-{name}-{args.steps}"
+    budget = f"{args.minutes:g}min" if args.minutes else str(args.steps)
+    run_name = f"gan-recipe-{name}-{budget}"
+    limits = [f"train.steps={10**7}", f"train.max_minutes={args.minutes}"] if args.minutes else [
+        f"train.steps={args.steps}"]
     shutil.rmtree(RUNS / run_name, ignore_errors=True)
     t0 = time.perf_counter()
     result = train("gan", overrides=["data.name=mnist", f"data.root={args.data_root}", f"train.out_dir={RUNS}",
-                                     f"train.name={run_name}", f"train.steps={args.steps}", "train.sample_every=0",
-                                     f"train.ckpt_every={args.steps}", "train.tensorboard=false",
+                                     f"train.name={run_name}", *limits, "train.sample_every=0",
+                                     "train.ckpt_every=100000", "train.tensorboard=false",
                                      f"train.log_every={min(500, args.steps)}", *overrides], progress=False)
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -59,12 +67,14 @@ def run_recipe(name: str, overrides: list[str], args) -> None:
                           output=RUNS / f"{run_name}-eval.json", overwrite=True)
     eval_s = time.perf_counter() - t1
     model = load_pretrained(result.run_dir, kind="gan")
-    grid = gio.save_grid(generate(model, 100, seed=0), ROOT / "docs" / "images" / f"gan-recipe-{name}.png", nrow=10,
+    grid = gio.save_grid(generate(model, 100, seed=0), ROOT / "docs" / "images" / f"gan-recipe-{name}-{budget}.png",
+                         nrow=10,
                          metadata={"model": run_name, "seed": 0})
     quality = {k: evaluation.metrics[k] for k in KEYS if k in evaluation.metrics}
-    record("gan-recipes", f"{name} @ {args.steps} steps, n={args.n}", recipe=" ".join(overrides) or "default",
+    label = f"{args.minutes:g} min" if args.minutes else f"{args.steps} steps"
+    record("gan-recipes", f"{name} @ {label}, n={args.n}", recipe=" ".join(overrides) or "default",
            wall_s=train_s + eval_s,
-           throughput={"steps": result.step, "train s": train_s, "img/s": args.steps * 64 / train_s,
+           throughput={"steps": result.step, "train s": train_s, "img/s": result.step * 64 / train_s,
                        "eval s": eval_s},
            quality=quality, notes=f"grid: docs/images/{grid.name}")
     print(name, result.step, f"train {train_s:.0f} s", {k: round(v, 4) for k, v in quality.items()}, flush=True)
@@ -74,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--minutes", type=float, default=0.0, help="train for this long instead of --steps")
     parser.add_argument("--n", type=int, default=10_000, help="samples scored per recipe")
     parser.add_argument("--only", default="", help="comma-separated recipe names (default: all)")
     args = parser.parse_args()

@@ -19,6 +19,7 @@ from genvision.apps.gan.objective import (
     g_loss_nonsaturating,
     g_loss_wgan,
     gradient_penalty,
+    mode_seeking_ratio,
     zero_centered_penalty,
 )
 from genvision.config import load_recipe
@@ -154,6 +155,20 @@ def test_r1_applies_lazily_with_its_weight():
     assert "r2" not in out
 
 
+def test_mode_seeking_ratio_by_hand_and_pairs_share_labels():
+    z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])  # pairs (0, 2) and (1, 3): |dz| mean 1
+    fake = torch.zeros(4, 1, 2, 2)
+    fake[2] = 0.6  # pair (0, 2) differs by 0.6 everywhere, pair (1, 3) not at all: mean |dG| = 0.3
+    assert mode_seeking_ratio(fake, z).item() == pytest.approx(0.3 / 1.0)
+    assert mode_seeking_ratio(fake[[0, 1, 0, 1]], z).item() == 0.0  # G ignores z: the term is maximal
+    data = DataInfo(channels=1, image_size=28, num_classes=10)
+    model = DCGAN(fit_config_to_data(DCGANConfig(width=8, latent_dim=8), data, True))
+    labels = GANObjective(model, GANObjectiveConfig(mode_seeking=1.0), data)._fake_labels(64, torch.device("cpu"))
+    assert torch.equal(labels[:32], labels[32:]) and set(labels.tolist()) == set(range(10))
+    _, _, history = run_game(GANObjectiveConfig(mode_seeking=1.0), 3, conditional=True)
+    assert all(math.isfinite(r["mode_seeking_ratio"]) and r["mode_seeking_ratio"] > 0 for r in history)
+
+
 def test_balanced_fake_labels_cover_every_class_equally():
     data = DataInfo(channels=1, image_size=28, num_classes=10)
     model = DCGAN(fit_config_to_data(DCGANConfig(width=8, latent_dim=8), data, True))
@@ -248,7 +263,7 @@ def test_bad_model_config(bad):
 @pytest.mark.parametrize("bad", [
     {"loss": "lsgan"}, {"d_steps": 0}, {"lr_g": 0.0}, {"betas": (0.5, 1.5)}, {"diffaugment": "color,rotate"},
     {"label_smoothing": 0.1, "loss": "hinge"}, {"label_smoothing": 1.0}, {"gp_weight": -1.0},
-    {"r1_gamma": -0.1}, {"r2_gamma": float("inf")}, {"reg_every": 0},
+    {"r1_gamma": -0.1}, {"r2_gamma": float("inf")}, {"reg_every": 0}, {"mode_seeking": -1.0},
 ])
 def test_bad_objective_config(bad):
     with pytest.raises(ConfigError):

@@ -15,6 +15,7 @@ The recipe (:class:`GANRecipe`) is the dataclass that ``genvision train gan`` re
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -43,10 +44,13 @@ class GANObjectiveConfig:
     d_steps: int = 1  # D updates per G update (on the same real batch); 5 is usual for wgan-gp
     diffaugment: str = ""  # "" = off, else a DiffAugment policy such as "color,translation,cutout"
     label_smoothing: float = 0.0  # one-sided: real target 1 - s (minimax / nonsaturating only)
-    r1_gamma: float = 0.0  # R1: (gamma / 2) E||grad_x D(x)||^2 on real images (Mescheder et al. 2018); 0 = off
+    # R1: (gamma / 2) E||grad_x D(x)||^2 on real images (Mescheder et al. 2018); 0 = off; None = 1 for a
+    # conditional GAN (the measured best recipe, docs/BENCHMARKS.md), else 0
+    r1_gamma: float | None = None
     r2_gamma: float = 0.0  # R2: the same zero-centred penalty on generated images; 0 = off
     reg_every: int = 16  # lazy regularisation (StyleGAN2): R1/R2 every k D steps, weighted by k
-    balanced_labels: bool = True  # conditional: each batch's fake labels cycle through the classes (shuffled)
+    balanced_labels: bool = True  # conditional: each batch's fake labels cycle through the classes
+    mode_seeking: float | None = None  # weight of MSGAN's diversity term for G (Mao et al. 2019); None = 0.1 if conditional
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
@@ -60,9 +64,25 @@ class GANObjectiveConfig:
         if self.label_smoothing and self.loss not in ("minimax", "nonsaturating"):
             raise ConfigError(f"label_smoothing applies to the minimax / nonsaturating losses, not {self.loss}")
         parse_policy(self.diffaugment)
-        check_range("objective.r1_gamma", self.r1_gamma, 0.0, MAX_LOSS_WEIGHT)
+        if self.r1_gamma is not None:
+            check_range("objective.r1_gamma", self.r1_gamma, 0.0, MAX_LOSS_WEIGHT)
         check_range("objective.r2_gamma", self.r2_gamma, 0.0, MAX_LOSS_WEIGHT)
         check_range("objective.reg_every", self.reg_every, 1, 10_000)
+        if self.mode_seeking is not None:
+            check_range("objective.mode_seeking", self.mode_seeking, 0.0, MAX_LOSS_WEIGHT)
+
+
+# The conditional recipe's defaults, chosen by benchmarks/gan_recipes.py on MNIST: without a diversity
+# term a conditional DCGAN ignores z within each class (recall 0); R1 + mode seeking 0.1 keeps labels
+# and diversity. Unconditional GANs keep the DCGAN recipe, which measured better without R1 there.
+CONDITIONAL_DEFAULTS = {"r1_gamma": 1.0, "mode_seeking": 0.1}
+
+
+def with_defaults(config: GANObjectiveConfig, conditional: bool) -> GANObjectiveConfig:
+    """``config`` with its automatic (None) fields decided for a conditional or unconditional GAN."""
+    fills = {name: (value if conditional and config.loss != "wgan-gp" else 0.0)
+             for name, value in CONDITIONAL_DEFAULTS.items() if getattr(config, name) is None}
+    return dataclasses.replace(config, **fills)
 
 
 # --------------------------------------------------------------------------------------
@@ -152,6 +172,16 @@ def zero_centered_penalty(discriminator: nn.Module, images: torch.Tensor,
     return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
+def mode_seeking_ratio(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """mean|G(z1) - G(z2)| / mean|z1 - z2| over the pairs (row i, row i + B/2) of a batch whose two
+    halves share labels (MSGAN, Mao et al. 2019). G minimises 1 / ratio: a generator that ignores z
+    for a class (conditional mode collapse) has ratio ~0 and pays for it."""
+    half = fake.shape[0] // 2
+    image_gap = (fake[:half].float() - fake[half:2 * half].float()).abs().mean()
+    latent_gap = (z[:half] - z[half:2 * half]).abs().mean()
+    return image_gap / latent_gap
+
+
 D_LOSSES = {"minimax": d_loss_minimax, "nonsaturating": d_loss_minimax, "hinge": d_loss_hinge,
             "wgan-gp": d_loss_wgan}
 G_LOSSES = {"minimax": g_loss_minimax, "nonsaturating": g_loss_nonsaturating, "hinge": g_loss_hinge,
@@ -170,7 +200,7 @@ class GANRecipe:
     objective: GANObjectiveConfig = field(default_factory=GANObjectiveConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, batch_size=64))  # ~3 MNIST epochs
     data: DataConfig = field(default_factory=lambda: DataConfig(name="mnist"))  # 28 px; DCGAN takes 28 or 32
-    conditional: bool = False  # class-conditional G and projection D (needs a labelled dataset)
+    conditional: bool | None = None  # class-conditional G and projection D; None: when the data has labels
 
     def validate(self) -> None:
         self.model.validate()
@@ -191,8 +221,9 @@ class GANObjective(Objective):
     name = "gan"
 
     def __init__(self, model: nn.Module, config: GANObjectiveConfig, data: DataInfo):
-        super().__init__(model, config, data)
         config.validate()
+        config = with_defaults(config, model.num_classes > 0)
+        super().__init__(model, config, data)
         self.conditional = self.uses_labels = model.num_classes > 0
         check_class_count(model, data)
         if config.loss == "wgan-gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -217,6 +248,8 @@ class GANObjective(Objective):
         if not self.conditional:
             return None
         classes = self.model.config.num_classes
+        if self.config.mode_seeking:  # the batch's two halves share labels: the pairs the diversity term compares
+            return torch.arange(n, device=device) % max(n // 2, 1) % classes
         if self.config.balanced_labels:  # every class equally often in each batch: no sampling noise in class counts
             return torch.arange(n, device=device) % classes
         return torch.randint(0, classes, (n,), device=device)  # uniform over classes
@@ -277,6 +310,10 @@ class GANObjective(Objective):
             with ctx.autocast():
                 g_logits = D(self._augment(fake), fake_labels).float()  # (B,)
             g_loss = self.g_loss_fn(g_logits)
+            if cfg.mode_seeking:
+                ratio = mode_seeking_ratio(fake, z)
+                g_loss = g_loss + cfg.mode_seeking / (ratio + 1e-5)
+                out["mode_seeking_ratio"] = ratio.detach()
             ctx.update(g_loss, "g")
         finally:
             D.requires_grad_(True)
@@ -311,6 +348,12 @@ DESCRIPTION = "DCGAN-style GANs: minimax / non-saturating / hinge / WGAN-GP, cla
 
 
 def build(recipe: GANRecipe, data: DataInfo) -> tuple[nn.Module, GANObjective]:
+    if recipe.conditional is None:
+        recipe.conditional = data.num_classes > 0
+    recipe.objective = with_defaults(recipe.objective, recipe.conditional)
+    if recipe.model.d_norm == "auto" and recipe.objective.r1_gamma and not recipe.model.spectral_norm:
+        # R1 is a per-sample gradient penalty: batch statistics would couple the samples it is taken on
+        recipe.model = dataclasses.replace(recipe.model, d_norm="none")
     recipe.model = fit_config_to_data(recipe.model, data, recipe.conditional)
     model = create_model("dcgan", recipe.model)
     return model, GANObjective(model, recipe.objective, data)
@@ -321,4 +364,5 @@ __all__ = [
     "GANObjectiveConfig", "GANObjective", "GANRecipe", "LOSSES",
     "d_loss_minimax", "g_loss_minimax", "g_loss_nonsaturating", "d_loss_hinge", "g_loss_hinge",
     "d_loss_wgan", "g_loss_wgan", "gradient_penalty", "zero_centered_penalty",
+    "mode_seeking_ratio", "with_defaults", "CONDITIONAL_DEFAULTS",
 ]
