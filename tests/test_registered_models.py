@@ -29,9 +29,9 @@ from genvision.models.protocols import (
 from genvision.registry import create_model, list_models
 
 ENTRIES = list_models()
-PROTOCOLS = {"gan": (Generator,), "diffusion": (Generator,), "vae": (Generator, LatentCodec),
-             "classifier": (Classifier,), "sr": (ImageToImage,), "denoise": (Denoiser,),
-             "inpaint": (Inpainter,), "style": (Stylizer,),
+PROTOCOLS = {"gan": (Generator,), "diffusion": (Generator,), "token-prior": (Generator,),
+             "vae": (Generator, LatentCodec), "classifier": (Classifier,), "sr": (ImageToImage,),
+             "denoise": (Denoiser,), "inpaint": (Inpainter,), "style": (Stylizer,),
              "translate": (Translator,), "embed": (Embedding,), "codec": (ImageCodec,)}
 
 

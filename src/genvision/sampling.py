@@ -62,7 +62,8 @@ def _holds(model: nn.Module) -> str:
 
 def check_generator(model: nn.Module) -> Generator:
     if not isinstance(model, Generator):
-        raise ConfigError(f"{_holds(model)}; this command needs a generator (gan, vae or diffusion) model")
+        raise ConfigError(f"{_holds(model)}; this command needs a generator (gan, vae, diffusion or token-prior) "
+                          f"model")
     return model
 
 
@@ -209,6 +210,9 @@ def interpolate(model: nn.Module, seeds: tuple[int, int], frames: int = 8, *, me
     The endpoints are exactly ``generate(model, 1, seed=a)`` and ``generate(model, 1, seed=b)``.
     """
     check_generator(model)
+    if not getattr(model, "continuous_latents", True):  # e.g. MaskGIT: a latent is the seed of its random numbers
+        raise ConfigError(f"{_holds(model)} whose latents are per-image seeds, with nothing between two of them: "
+                          f"interpolate does not apply (sample with genvision generate)")
     _check_class(model, class_label)
     for seed in seeds:
         check_seed(seed, "--seeds")

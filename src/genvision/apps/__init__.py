@@ -24,6 +24,7 @@ APPS: list[str] = [
     "genvision.apps.gan",
     "genvision.apps.dit",
     "genvision.apps.vae",
+    "genvision.apps.tokenprior",
     "genvision.apps.classify",
     "genvision.apps.sr",
     "genvision.apps.denoise",

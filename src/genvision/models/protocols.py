@@ -15,7 +15,10 @@ import torch
 
 @runtime_checkable
 class Generator(Protocol):
-    """Samples images from latents: GANs, VAEs (their prior), the DiT (its noise)."""
+    """Samples images from latents: GANs, VAEs (their prior), the DiT (its noise), MaskGIT (per-image seeds).
+
+    A generator whose latents are not points of a continuous space (MaskGIT's seeds) sets the class
+    attribute ``continuous_latents = False``, and ``sampling.interpolate`` refuses it."""
 
     config: Any
 

@@ -19,8 +19,9 @@ Sampling needs a prior over token grids. This model ships the simplest honest on
 **per-position categorical prior** p(tokens) = prod_(i,j) Cat(t_ij; pi_ij), its frequencies an
 exponential moving average of the training batches' token grids (``prior_decay``), refittable
 exactly on a whole dataset with :func:`genvision.tasks.vae.fit_token_prior`. Positions are
-sampled independently, so samples are much worse than the reconstructions; a transformer prior
-over the token grids is the planned upgrade. Without a fitted prior, sampling is refused.
+sampled independently, so samples are much worse than the reconstructions; the learned prior is
+a MaskGIT transformer over the token grids (``genvision.models.maskgit``, ``genvision train maskgit
+init=VQVAE``). Without a fitted prior, sampling is refused.
 """
 
 from __future__ import annotations

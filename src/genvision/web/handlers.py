@@ -49,7 +49,7 @@ Progress = Callable[[float, str], None]
 
 # Which zoo kinds each tab offers (genvision.zoo entries carry the registry kind).
 TAB_KINDS: dict[str, tuple[str, ...]] = {
-    "generate": ("gan", "vae", "diffusion"),
+    "generate": ("gan", "vae", "diffusion", "token-prior"),
     "inpaint": ("inpaint", "diffusion", "vae"),
     "denoise": ("denoise",),
     "upscale": ("sr",),

@@ -1,4 +1,4 @@
-"""Image generation with any model that has the generator protocol (GANs, VAEs, DiT): sample
+"""Image generation with any model that has the generator protocol (GANs, VAEs, DiT, MaskGIT): sample
 grids or folders of any size, walk the latent space between seeds or between two images, and
 score samples offline (FID, KID, precision/recall in domain or Inception features)."""
 
@@ -8,7 +8,8 @@ APP = App(
     name="generation",
     summary="sample, interpolate and evaluate any generator",
     evaluators={"gan": "genvision.apps.generation.evaluate:evaluate_generator_model",
-                "diffusion": "genvision.apps.generation.evaluate:evaluate_generator_model"},
+                "diffusion": "genvision.apps.generation.evaluate:evaluate_generator_model",
+                "token-prior": "genvision.apps.generation.evaluate:evaluate_generator_model"},
     calibrators={"gan": "genvision.apps.generation.calibrate:calibration_inputs"},
     commands=(
         CommandRef("generate", "genvision.apps.generation.commands:generate",

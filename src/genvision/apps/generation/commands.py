@@ -35,12 +35,12 @@ def _load_generator(model_dir: str, use_ema: bool, backend: str = "torch"):
 @click.option("--batch-size", default=256, show_default=True, type=Count(1, 10_000),
               help="Images per forward pass: memory, not results (each image has its own seeded latent).")
 @click.option("--no-ema", is_flag=True, help="Use the raw weights instead of the EMA weights.")
-@click.option("--steps", type=Count(1, 10_000), help="Sampling steps (diffusion models).")
+@click.option("--steps", type=Count(1, 10_000), help="Sampling steps (diffusion models), decoding steps (maskgit).")
 @click.option("--cfg", type=FiniteFloat(0.0, 100.0),
-              help="Classifier-free guidance scale 0..100, 1 = conditional (diffusion models).")
+              help="Classifier-free guidance scale 0..100, 1 = conditional (diffusion and maskgit models).")
 @click.option("--sampler", help="ODE sampler: euler, heun or midpoint (diffusion models).")
 @click.option("--temperature", type=FiniteFloat(0.0, 100.0, min_open=True),
-              help="Scale of the prior latents, > 0; < 1 for cleaner samples (VAEs).")
+              help="Scale of the prior latents, > 0; < 1 for cleaner samples (VAEs; maskgit: divides the logits).")
 @backend_option
 @overwrite_option
 def generate(model_dir, num, seed, class_label, output, nrow, batch_size, no_ema, steps, cfg, sampler, temperature,
