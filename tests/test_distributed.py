@@ -24,8 +24,10 @@ from genvision.training.distributed import DistContext
 from genvision.training.sync_batchnorm import convert_batchnorm
 from genvision.workflows.train import train
 
+# Mode seeking is off: its pairs are rows i and i + B/2 of each rank's share, so with two ranks it compares
+# other pairs than one process does (documented in docs/BENCHMARKS.md, issue 19).
 RECIPE = ["data.name=mnist-mini", "model.width=8", "train.log_every=1", "train.sample_every=0",
-          "train.tensorboard=false", "train.ema=false"]
+          "train.tensorboard=false", "train.ema=false", "objective.mode_seeking=0"]
 
 
 def _torchrun_train(out: Path, name: str, steps: int, *extra: str, resume: Path | None = None,

@@ -51,7 +51,7 @@ def test_a_refused_resume_changes_nothing_and_the_run_stays_resumable(short_run,
 
 
 @pytest.mark.parametrize("override", ["train.batch_size=32", "train.seed=1", "objective.lr_g=0.001",
-                                      "data.name=fashion-mnist", "conditional=true", "train.ema_decay=0.99"])
+                                      "data.name=fashion-mnist", "conditional=false", "train.ema_decay=0.99"])
 def test_settings_that_define_the_run_are_refused_on_resume(short_run, override):
     key = override.split("=")[0]
     with pytest.raises(ConfigError, match=f"cannot change {key} when resuming"):
