@@ -82,7 +82,7 @@ RECIPE_KEYS = {family: _recipe_keys(get_family(family).recipe_cls) for family in
 def _base_inputs() -> dict[str, list[str]]:
     """What some families need before any fuzzed key: for the style families a painting (a tiny generated
     one, so the test needs no shared data) and untrained loss networks (no weights download, fast builds);
-    for distillation a tiny teacher; for the token prior a tiny VQ-VAE."""
+    for distillation a tiny teacher (SR or DiT); for the token prior a tiny VQ-VAE."""
     import tempfile
     from pathlib import Path
 
@@ -96,10 +96,14 @@ def _base_inputs() -> dict[str, list[str]]:
     save_pretrained(registry.create_model("edsr", {"scale": 2, "width": 4, "depth": 1}), teacher)
     vqvae = Path(tempfile.mkdtemp(prefix="genvision-fuzz-vqvae-")) / "vqvae"
     save_pretrained(registry.create_model("vqvae", TINY["vqvae"]), vqvae)
+    dit = Path(tempfile.mkdtemp(prefix="genvision-fuzz-dit-")) / "dit"  # 28 px, 10 classes: DATA's
+    save_pretrained(registry.create_model("dit", {**TINY["dit"], "image_size": 28, "patch_size": 7,
+                                                  "num_classes": 10}), dit)
     return {"style": [f"style={folder / 'painting.png'}", "objective.backbone=random"],
             "adain": [f"style_data=folder:{folder}", "model.encoder=random"],
             "sr-distill": [f"teacher={teacher}"],
-            "maskgit": [f"init={vqvae}"]}
+            "maskgit": [f"init={vqvae}"],
+            "dit-distill": [f"init={dit}"]}
 
 
 BASE_OVERRIDES = _base_inputs()

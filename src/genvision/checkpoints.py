@@ -20,7 +20,7 @@ import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -30,7 +30,7 @@ from torch import nn
 from . import __version__, atomic, zoo
 from . import models as _networks  # noqa: F401  (registers every network this module can load)
 from .config import shown, to_dict
-from .errors import CheckpointError, ConfigError, reason
+from .errors import CheckpointError, ConfigError, GenvisionError, reason
 from .registry import ModelEntry, create_model, get_entry, meta_model, model_config
 
 FORMAT_NAME = "genvision"
@@ -266,6 +266,23 @@ def load_pretrained(directory: str | Path, *, device: str | torch.device = "cpu"
     model.load_state_dict(state)
     model.model_dir = str(directory)
     return model.to(device).eval()
+
+
+def load_recipe_model(location: str | None, key: str, *, accepts: Callable[[ModelEntry], bool], wanted: str,
+                      hint: str) -> nn.Module:
+    """The trained model a recipe key names (a run or model directory, or zoo:NAME), for recipes built
+    on another model (a teacher, a frozen VQ-VAE); anything else is refused in one line naming ``key``.
+
+    ``accepts`` judges the registry entry from the card alone, so a wrong model is not even loaded;
+    ``wanted`` names what it must be ("a VQ-VAE") and ``hint`` what to give ("a vqvae run")."""
+    try:
+        entry = get_entry(read_model_card(location)["model"])
+        if not accepts(entry):
+            raise ConfigError(f"{location} holds a {entry.kind} model ({entry.name}), not {wanted}: give {hint} "
+                              f"or model directory, or zoo:NAME")
+        return load_pretrained(location, kind=entry.kind)
+    except GenvisionError as exc:  # name the key: "model not found: X" alone does not say where X came from
+        raise type(exc)(f"{key}: {exc}") from None
 
 
 def load_with_card(spec: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True,

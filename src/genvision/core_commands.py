@@ -65,7 +65,7 @@ def _without_nproc(args: list[str]) -> list[str]:
 @click.option("--scale", type=int, help="Super-resolution: upscaling factor 2, 3 or 4 (same as scale=).")
 @click.option("--init", "init_dir", type=click.Path(),
               help="srgan: the trained sr run or model to refine; maskgit: the trained VQ-VAE (run, model or "
-              "zoo:NAME) whose tokens it models (same as init=).")
+              "zoo:NAME) whose tokens it models; dit-distill: the DiT teacher (same as init=).")
 @click.option("--overwrite", is_flag=True, help="Start over: replace an existing run directory of the same name.")
 @click.option("--nproc", type=click.IntRange(1, 1024), help="Run as N local processes under torchrun (DDP-style data "
               "parallel; gloo on CPU, NCCL on GPUs); train.batch_size is per process.")

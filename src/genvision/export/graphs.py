@@ -127,6 +127,9 @@ def graphs_for(model: nn.Module) -> list[Graph]:
     name = getattr(model, "registry_name", type(model).__name__)
     example = model.example_inputs(2) if hasattr(model, "example_inputs") else ()
     if kind == "diffusion":
+        if getattr(model, "latent_space", False):
+            raise ConfigError(f"{name} is a latent DiT: its step graph would sample VQ-VAE latents that nothing "
+                              f"exported decodes; export a pixel-space DiT")
         x, t, labels = example
         step = _conditional(lambda m, x, t, y: m(x, t, y), model)
         return [_graph("step", _Call(model, step), (x, t, labels), ("x", "t", "labels"), "velocity",

@@ -17,16 +17,24 @@ data (rectified flow; ``genvision.processes.flow`` holds the convention, the los
 
 Sampling integrates dx/dt = v from t = 0 (noise) to t = 1 (data) with ``processes.flow.integrate``
 (Euler, Heun or midpoint); with guidance scale s the field is ``v_null + s (v_y - v_null)``.
+
+**Latent DiT** (``vqvae`` set; the DiT paper's own setting, with a VQ-VAE in place of SD's VAE): the
+flow runs in a frozen VQ-VAE's continuous latent space, ``x1 = latent_scale * z_e(image)`` of shape
+(code_dim, h, w); ``generate`` snaps the sampled latents to the nearest codes and decodes them. The
+VQ-VAE is a frozen submodule, so one checkpoint holds everything, as for the MaskGIT prior.
+``image_size`` and ``channels`` stay the image's (what generation and evaluation read); the field's
+own shape is :attr:`DiT.field_shape`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import MAX_IMAGE_SIZE, check_range
+from ..config import MAX_IMAGE_SIZE, build_dataclass, check_range
 from ..errors import ConfigError
 from ..nn.attention import MLP, SelfAttention
 from ..nn.checks import check_images
@@ -34,11 +42,16 @@ from ..nn.embeddings import PatchEmbed, TimestepEmbedder, check_patch_grid, sinc
 from ..processes.flow import SAMPLERS, check_sampling, integrate
 from ..registry import register_model
 from ..runtime import model_device
+from .vqvae import VQVAE, VQVAEConfig
 
 MAX_DEPTH = 1024  # DiT-XL has 28 blocks
 MAX_MLP_RATIO = 64.0  # DiT uses 4
 MAX_SAMPLE_STEPS = 10_000  # flow sampling saturates long before; 1000 is the DDPM convention
 MAX_CFG_SCALE = 100.0
+PREDICTIONS = ("velocity", "data")
+# x-prediction turns x1_hat into a velocity by dividing by the remaining noise 1 - t; JiT (Li & He 2025)
+# clips it at 0.05 so the last steps do not amplify the head's error twentyfold and more.
+MIN_NOISE_LEVEL = 0.05
 
 
 @dataclass
@@ -54,12 +67,34 @@ class DiTConfig:
     sample_steps: int = 20  # default number of integration steps for generate()
     sampler: str = "heun"  # default integrator: euler | heun (2 evaluations/step) | midpoint (2 evaluations/step)
     cfg_scale: float = 1.0  # default classifier-free guidance scale (1 = plain conditional sampling)
+    prediction: str = "velocity"  # what the head predicts: velocity (x1 - x0) | data (x1; forward returns its velocity)
+    guidance_folded: float = 0.0  # > 0: a few-step student with this guidance scale baked in (genvision train dit-distill)
+    vqvae: dict[str, Any] = field(default_factory=dict)  # latent DiT: the frozen VQ-VAE's config (the recipe copies it)
+    latent_scale: float = 1.0  # latent DiT: x1 = latent_scale * z_e, so the data end has about unit variance
+
+    def vqvae_config(self) -> VQVAEConfig | None:
+        if not self.vqvae:
+            return None
+        try:
+            return build_dataclass(VQVAEConfig, dict(self.vqvae), "vqvae")
+        except ConfigError as exc:
+            raise ConfigError(f"dit vqvae: {exc}") from None
+
+    def field_shape(self) -> tuple[int, int]:
+        """(channels, side) of what the flow runs on: the image, or a latent DiT's (code_dim, grid)."""
+        vq = self.vqvae_config()
+        return (vq.code_dim, vq.grid) if vq is not None else (self.channels, self.image_size)
 
     def validate(self) -> None:
         if self.channels not in (1, 3):
             raise ConfigError(f"dit channels must be 1 or 3, got {self.channels}")
         check_range("dit image_size", self.image_size, 8, MAX_IMAGE_SIZE)
-        check_patch_grid(self.image_size, self.patch_size, "dit")
+        vq = self.vqvae_config()
+        if vq is not None and (vq.channels, vq.image_size) != (self.channels, self.image_size):
+            raise ConfigError(f"dit vqvae takes {vq.channels}-channel {vq.image_size} px images, the DiT "
+                              f"{self.channels}-channel {self.image_size} px ones")
+        check_range("dit latent_scale", self.latent_scale, 0.0, 1e6, low_open=True)
+        check_patch_grid(self.field_shape()[1], self.patch_size, "dit")
         if self.num_classes < 0:
             raise ConfigError(f"dit num_classes must be >= 0, got {self.num_classes}")
         if self.dim < 4 or self.dim % 4 or self.heads < 1 or self.dim % self.heads:
@@ -76,6 +111,9 @@ class DiTConfig:
             raise ConfigError(f"dit sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         # Guidance extrapolates by (cfg - 1) times the class signal; far past 20 images saturate.
         check_range("dit cfg_scale", self.cfg_scale, 0.0, MAX_CFG_SCALE)
+        if self.prediction not in PREDICTIONS:
+            raise ConfigError(f"dit prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
+        check_range("dit guidance_folded", self.guidance_folded, 0.0, MAX_CFG_SCALE)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -120,15 +158,47 @@ class DiT(nn.Module):
         super().__init__()
         config.validate()
         self.config = c = config
-        self.grid = c.image_size // c.patch_size
-        self.patch_embed = PatchEmbed(in_channels=c.channels, dim=c.dim, patch_size=c.patch_size)
+        self.field_channels, self.field_size = c.field_shape()
+        self.grid = self.field_size // c.patch_size
+        self.patch_embed = PatchEmbed(in_channels=self.field_channels, dim=c.dim, patch_size=c.patch_size)
         self.register_buffer("pos_embed", sincos_2d(self.grid, self.grid, c.dim)[None], persistent=False)
         self.t_embed = TimestepEmbedder(c.dim)
         # num_classes + 1 rows: the last one is the null class (label dropout / unconditional branch).
         self.y_embed = nn.Embedding(c.num_classes + 1, c.dim) if c.num_classes > 0 else None
         self.blocks = nn.ModuleList([DiTBlock(c.dim, c.heads, c.mlp_ratio) for _ in range(c.depth)])
-        self.final = FinalLayer(c.dim, c.patch_size ** 2 * c.channels)
+        self.final = FinalLayer(c.dim, c.patch_size ** 2 * self.field_channels)
         self._init_weights()
+        vq = c.vqvae_config()
+        # Built last so the DiT's initial weights do not depend on the VQ-VAE; frozen, always in eval.
+        self.vqvae = VQVAE(vq).requires_grad_(False).eval() if vq is not None else None
+
+    def train(self, mode: bool = True) -> DiT:
+        super().train(mode)
+        if self.vqvae is not None:
+            self.vqvae.eval()  # frozen: its codebook EMA and token-prior updates must never run
+        return self
+
+    @property
+    def latent_space(self) -> bool:
+        """True for a latent DiT: the field runs on VQ-VAE latents, not pixels."""
+        return self.vqvae is not None
+
+    @torch.no_grad()
+    def to_field(self, images: torch.Tensor) -> torch.Tensor:
+        """Training data for the flow: the images themselves, or a latent DiT's scaled latents (B, D, h, w)."""
+        if self.vqvae is None:
+            return images
+        return self.vqvae.encode_continuous(images.float()) * self.config.latent_scale
+
+    @torch.no_grad()
+    def to_images(self, x: torch.Tensor) -> torch.Tensor:
+        """The flow's end points as images in [-1, 1]: clamped, or a latent DiT's decoded nearest codes."""
+        if self.vqvae is None:
+            return x.clamp(-1, 1)
+        z = x.float() / self.config.latent_scale  # (B, D, h, w)
+        B, D, h, w = z.shape
+        tokens = self.vqvae.quantizer.nearest(z.permute(0, 2, 3, 1).reshape(-1, D)).view(B, h, w)  # (B, h, w)
+        return self.vqvae.decode(tokens)
 
     @property
     def null_class(self) -> int:
@@ -141,7 +211,7 @@ class DiT(nn.Module):
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         c = self.config
         labels = torch.arange(batch) % c.num_classes if c.num_classes else None
-        return torch.randn(batch, c.channels, c.image_size, c.image_size), torch.rand(batch), labels
+        return torch.randn(batch, self.field_channels, self.field_size, self.field_size), torch.rand(batch), labels
 
     def _init_weights(self) -> None:
         for m in self.modules():
@@ -169,7 +239,7 @@ class DiT(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Velocity (B, C, S, S) at points x (B, C, S, S), times t (B,) in [0, 1] and labels (B,)
         in 0..num_classes (num_classes = null class; None = all null)."""
-        check_images(x, channels=self.config.channels, size=self.config.image_size, who="dit")
+        check_images(x, channels=self.field_channels, size=self.field_size, who="dit")
         c = self.t_embed(t.to(x.dtype).expand(x.shape[0]))  # (B, dim)
         if self.y_embed is not None:
             if labels is None:
@@ -179,7 +249,11 @@ class DiT(nn.Module):
         for block in self.blocks:
             h = block(h, c)
         out = self.final(h, c)  # (B, N, p*p*C)
-        return unpatchify(out, self.config.patch_size, self.config.channels, self.grid)  # (B, C, S, S)
+        out = unpatchify(out, self.config.patch_size, self.field_channels, self.grid)  # (B, C, S, S)
+        if self.config.prediction == "data":  # out is x1_hat: v = (x1_hat - x_t) / (1 - t)
+            noise_left = (1 - t.to(x.dtype)).clamp_min(MIN_NOISE_LEVEL).expand(x.shape[0])  # (B,)
+            return (out - x) / noise_left.view(-1, 1, 1, 1)
+        return out
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None, cfg_scale: float
                  ) -> torch.Tensor:
@@ -196,12 +270,12 @@ class DiT(nn.Module):
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None,
                       device: torch.device | str | None = None) -> torch.Tensor:
-        """x0 ~ N(0, I) of shape (n, C, S, S); drawn on the generator's device, then moved."""
+        """x0 ~ N(0, I) of the field's shape (n, C, S, S); drawn on the generator's device, then moved."""
         if device is None:
             device = model_device(self)
-        c = self.config
         draw_on = generator.device if generator is not None else device
-        return torch.randn(n, c.channels, c.image_size, c.image_size, generator=generator, device=draw_on).to(device)
+        shape = (n, self.field_channels, self.field_size, self.field_size)
+        return torch.randn(*shape, generator=generator, device=draw_on).to(device)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, steps: int | None = None,
@@ -218,7 +292,10 @@ class DiT(nn.Module):
         cfg = c.cfg_scale if cfg is None else cfg
         sampler = c.sampler if sampler is None else sampler
         check_sampling(steps, sampler, cfg)
-        expected = (c.channels, c.image_size, c.image_size)
+        if c.guidance_folded and cfg != 1.0:
+            raise ConfigError(f"this model was distilled with guidance {c.guidance_folded:g} folded in: sample it "
+                              f"without --cfg (its teacher takes other scales)")
+        expected = (self.field_channels, self.field_size, self.field_size)
         if z.ndim != 4 or tuple(z.shape[1:]) != expected:
             raise ConfigError(f"z must have shape (n, {', '.join(map(str, expected))}), got {tuple(z.shape)}")
         if c.num_classes > 0 and labels is not None:
@@ -230,7 +307,7 @@ class DiT(nn.Module):
         def v(x_, t_):
             return self.velocity(x_, t_, labels, cfg)
 
-        return integrate(v, z, steps=steps, sampler=sampler, progress=progress).clamp(-1, 1)
+        return self.to_images(integrate(v, z, steps=steps, sampler=sampler, progress=progress))
 
 
-__all__ = ["DiT", "DiTConfig", "SAMPLERS", "modulate"]
+__all__ = ["DiT", "DiTConfig", "PREDICTIONS", "SAMPLERS", "modulate"]

@@ -1,23 +1,29 @@
 """``genvision train dit``: a DiT trained with flow matching (the process, its convention and its
 samplers are ``genvision.processes.flow``; the network is ``genvision.models.dit``).
 
-One AdamW update per step on the flow-matching loss, t drawn uniformly or from a logit-normal;
-with probability ``label_dropout`` a label is replaced by the null class (index ``num_classes``), so
-the same network also learns the unconditional field classifier-free guidance needs.
+One AdamW update per step on the flow-matching loss, t drawn uniformly or from a logit-normal
+(optionally shifted); with probability ``label_dropout`` a label is replaced by the null class (index
+``num_classes``), so the same network also learns the unconditional field classifier-free guidance needs.
+
+With ``vqvae=RUN`` (a trained VQ-VAE: run or model directory, or zoo:NAME) the DiT is a latent DiT:
+the flow runs on the VQ-VAE's continuous latents, scaled by 1 / (std of its codebook entries) so the
+data end has about unit variance like the noise end (``genvision.models.dit``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ...config import DataConfig, TrainConfig, check_optimizer
+from ...checkpoints import load_recipe_model
+from ...config import DataConfig, TrainConfig, check_optimizer, check_path, check_range, to_dict
 from ...errors import ConfigError
 from ...models.dit import DiTConfig
 from ...processes.flow import TIME_SAMPLINGS, drop_labels, flow_matching_loss, sample_times
-from ...registry import create_model
+from ...registry import create_model, model_config
 from ...training.objective import DataInfo, Objective, StepContext, check_class_count, fit_config_to_data
 from ...training.optim import decay_groups, fast_optimizer
 from ...training.schedules import warmup_schedule
@@ -31,6 +37,7 @@ class FlowObjectiveConfig:
     warmup_steps: int = 200  # linear warm-up; then constant (EMA does the averaging)
     label_dropout: float = 0.1  # probability of replacing a label by the null class (CFG training)
     time_sampling: str = "uniform"  # uniform | logit-normal (sigmoid of N(0, 1): more weight mid-path)
+    time_shift: float = 1.0  # SD3's shift of the drawn times: > 1 trains more near the noise end (processes.flow)
 
     def validate(self) -> None:
         check_optimizer("objective", self.lr, self.betas, self.weight_decay)
@@ -40,6 +47,7 @@ class FlowObjectiveConfig:
             raise ConfigError(f"label_dropout must be in [0, 1], got {self.label_dropout}")
         if self.time_sampling not in TIME_SAMPLINGS:
             raise ConfigError(f"time_sampling must be one of {', '.join(TIME_SAMPLINGS)}, got {self.time_sampling!r}")
+        check_range("objective.time_shift", self.time_shift, 0.0, 100.0, low_open=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -55,8 +63,11 @@ class FlowRecipe:
                                                                    ckpt_every=1000))
     data: DataConfig = field(default_factory=lambda: DataConfig(name="mnist"))
     conditional: bool = True  # class-conditional DiT with label dropout (needs a labelled dataset)
+    vqvae: str | None = None  # latent DiT: the trained VQ-VAE whose latent space the flow runs in (run, model, zoo:NAME)
 
     def validate(self) -> None:
+        if self.vqvae:
+            check_path("vqvae", self.vqvae)
         self.model.validate()
         self.objective.validate()
 
@@ -86,13 +97,13 @@ class FlowObjective(Objective):
                                          warmup_steps=self.config.warmup_steps, schedule="constant")}
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
-        x1, labels = batch
+        images, labels = batch
         self.check_labels(labels)
-        x1 = x1.contiguous()
+        x1 = self.model.to_field(images).contiguous()  # the images, or a latent DiT's scaled latents
         B = x1.shape[0]
         # ctx.draw: under torchrun each rank takes its rows of the global batch's noise and times.
         x0 = ctx.draw(lambda n: torch.randn((n, *x1.shape[1:]), device=x1.device, dtype=x1.dtype), B)  # noise end
-        t = ctx.draw(lambda n: sample_times(n, self.config.time_sampling, x1.device), B)  # (B,)
+        t = ctx.draw(lambda n: sample_times(n, self.config.time_sampling, x1.device, self.config.time_shift), B)  # (B,)
         y = None
         if self.conditional:
             p = self.config.label_dropout
@@ -125,8 +136,19 @@ DESCRIPTION = "diffusion transformer (DiT, adaLN-Zero) trained with flow matchin
 
 def build(recipe: FlowRecipe, data: DataInfo) -> tuple[nn.Module, FlowObjective]:
     recipe.validate()
+    vqvae = None
+    if recipe.vqvae:
+        vqvae = load_recipe_model(recipe.vqvae, "vqvae", accepts=lambda entry: getattr(entry.cls, "is_vq", False),
+                                  wanted="a VQ-VAE", hint="a vqvae run")
+        if recipe.model.vqvae and model_config("vqvae", recipe.model.vqvae, "model.vqvae") != vqvae.config:
+            raise ConfigError("model.vqvae contradicts the recipe's vqvae: leave model.vqvae out (it is copied)")
+        # The std of the codebook entries is the std of what the latents snap to: scale it to 1.
+        spread = float(vqvae.quantizer.codebook.float().std())
+        recipe.model = dataclasses.replace(recipe.model, vqvae=to_dict(vqvae.config), latent_scale=1.0 / spread)
     recipe.model = fit_config_to_data(recipe.model, data, recipe.conditional)
     model = create_model("dit", recipe.model)
+    if vqvae is not None:
+        model.vqvae.load_state_dict(vqvae.state_dict())
     return model, FlowObjective(model, recipe.objective, data, total_steps=recipe.train.steps)
 
 

@@ -90,6 +90,9 @@ def _holds(model: nn.Module) -> str:
 def _check_dit(model: nn.Module) -> nn.Module:
     if not (isinstance(model, Generator) and callable(getattr(model, "velocity", None))):
         raise ConfigError(f"{_holds(model)}; DiT inpainting needs a flow-matching model (dit)")
+    if getattr(model, "latent_space", False):  # RePaint replaces the known pixels along the path
+        raise ConfigError(f"{_holds(model)}: a latent DiT's path runs through VQ-VAE latents, not pixels; DiT "
+                          f"inpainting needs a pixel-space DiT")
     return model
 
 

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ...checkpoints import load_pretrained, read_model_card
+from ...checkpoints import load_recipe_model
 from ...config import DataConfig, TrainConfig, check_optimizer, check_path, check_range, to_dict
-from ...errors import ConfigError, GenvisionError
+from ...errors import ConfigError
 from ...models.maskgit import MaskGITConfig
 from ...processes.masked_tokens import MASK_SCHEDULES, masked_counts, masked_token_loss, random_mask
-from ...registry import create_model, get_entry, model_config
+from ...registry import create_model, model_config
 from ...training.objective import DataInfo, Objective, StepContext, check_class_count
 from ...training.optim import decay_groups, fast_optimizer
 from ...training.schedules import check_schedule, config_schedules
@@ -84,14 +84,8 @@ def load_vqvae(init: str | None) -> nn.Module:
     if not init:
         raise ConfigError("maskgit needs init=VQVAE: the trained VQ-VAE whose tokens it models (a vqvae run or "
                           "model directory, or zoo:NAME such as zoo:vqvae-mnist)")
-    try:
-        entry = get_entry(read_model_card(init)["model"])  # the card first: a wrong model is not even loaded
-        if not getattr(entry.cls, "is_vq", False):
-            raise ConfigError(f"{init} holds a {entry.kind} model ({entry.name}), not a VQ-VAE: give a vqvae run "
-                              f"or model directory, or zoo:NAME")
-        return load_pretrained(init, kind=entry.kind)
-    except GenvisionError as exc:  # name the recipe key: "model not found: X" alone does not say where X came from
-        raise type(exc)(f"init: {exc}") from None
+    return load_recipe_model(init, "init", accepts=lambda entry: getattr(entry.cls, "is_vq", False),
+                             wanted="a VQ-VAE", hint="a vqvae run")
 
 
 # --------------------------------------------------------------------------------------
