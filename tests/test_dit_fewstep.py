@@ -287,3 +287,14 @@ def test_a_latent_dit_is_refused_where_pixels_are_needed(latent_run, tmp_path, c
 def test_latent_recipe_errors_name_the_key(tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message):
         train("dit", overrides=[*TINY_TEACHER, f"train.out_dir={tmp_path}", "train.name=x", *extra], progress=False)
+
+
+def test_a_latent_teacher_distills_into_a_latent_student(latent_run, tmp_path):
+    result = train("dit-distill", overrides=[
+        "data.name=mnist-mini", "data.limit=64", f"init={latent_run}", "train.batch_size=8", "train.steps=2",
+        "train.sample_every=0", "train.ckpt_every=2", "train.tensorboard=false", "objective.student_steps=2",
+        f"train.out_dir={tmp_path}", "train.name=student"], progress=False)
+    student = ckpt.load_pretrained(result.run_dir, kind="diffusion")
+    assert student.latent_space and student.config.field_shape() == (16, 7)
+    assert student.config.guidance_folded == 3.0 and student.config.sample_steps == 2
+    assert generate(student, 2, seed=0, class_label=1).shape == (2, 1, 28, 28)

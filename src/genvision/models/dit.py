@@ -23,7 +23,7 @@ flow runs in a frozen VQ-VAE's continuous latent space, ``x1 = latent_scale * z_
 (code_dim, h, w); ``generate`` snaps the sampled latents to the nearest codes and decodes them. The
 VQ-VAE is a frozen submodule, so one checkpoint holds everything, as for the MaskGIT prior.
 ``image_size`` and ``channels`` stay the image's (what generation and evaluation read); the field's
-own shape is :attr:`DiT.field_shape`.
+own shape is ``config.field_shape()``.
 """
 
 from __future__ import annotations

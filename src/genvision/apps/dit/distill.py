@@ -19,8 +19,9 @@ saved with the student; resuming reloads it from ``init``. This is the progressi
 rectified-flow family of distillations (Salimans & Ho 2022; Yan et al. 2024), written here because
 no maintained library distills an arbitrary flow-matching transformer.
 
-The default teacher sampler is Euler: on zoo:dit-mnist, 8 Euler steps with guidance 3 score better
-than 4 Heun steps (the same 8 evaluations), so the student imitates the better path.
+The default teacher sampler is Euler: on zoo:dit-mnist with guidance 3, 8 Euler steps scored domain
+FID 21.8 and 8 Heun steps (twice the evaluations) 26.4 on 500 samples, so the student imitates the
+cheaper path that scored better.
 """
 
 from __future__ import annotations
