@@ -87,6 +87,40 @@ def record(capability: str, name: str, *, recipe: str, wall_s: float, throughput
     return path
 
 
+def score_generator(model, label: str, recipe: str, settings: list[dict], extractor, reference, *, n: int,
+                    train_info: dict, capability: str, keys: tuple[str, ...], save: bool = True,
+                    batch: int = 500) -> list[tuple[float, dict]]:
+    """One domain-FID row per sampling setting of a generator (``genvision.sampling.generate`` keywords);
+    ``img/s`` counts generation alone, not the feature extraction. Returns (fid, setting) pairs."""
+    from genvision.metrics.samples import sample_metrics
+    from genvision.sampling import generate
+
+    scored = []
+    for sampling in settings:
+        spent = {"s": 0.0}
+
+        def sampler(k: int, seed: int, s=sampling, spent=spent) -> torch.Tensor:
+            t = time.perf_counter()
+            images = generate(model, k, seed=seed, batch_size=batch, **s)
+            spent["s"] += time.perf_counter() - t
+            return images
+
+        t0 = time.perf_counter()
+        metrics = sample_metrics(sampler, extractor, reference, n=n, batch_size=batch, seed=0, progress=False)
+        wall = time.perf_counter() - t0
+        desc = " ".join(f"{k}={v}" for k, v in sampling.items()) or "default"
+        quality = {k: metrics[k] for k in keys if k in metrics}
+        if save:
+            record(capability, f"{label} {desc}", recipe=recipe, wall_s=wall,
+                   throughput={"train min": train_info["minutes"], "train steps": train_info["steps"],
+                               "sampling s": spent["s"], "img/s": n / spent["s"]},
+                   quality=quality, notes=f"{n} samples vs the MNIST test split; {extractor.describe()}")
+        print(f"{label} {desc}", {k: round(v, 4) for k, v in quality.items()},
+              f"{n / spent['s']:.0f} img/s, {wall:.0f} s", flush=True)
+        scored.append((metrics["fid"], sampling))
+    return scored
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.0f}"

@@ -35,13 +35,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, record, render_docs, train  # noqa: E402
+from harness import RESULTS, ROOT, render_docs, score_generator, train  # noqa: E402
 
 from genvision import io as gio  # noqa: E402
 from genvision.checkpoints import load_pretrained, read_model_card  # noqa: E402
 from genvision.data import load_dataset  # noqa: E402
 from genvision.metrics.reference import reference_stats  # noqa: E402
-from genvision.metrics.samples import sample_metrics  # noqa: E402
 from genvision.sampling import generate  # noqa: E402
 from genvision.workflows.extractors import resolve_extractor  # noqa: E402
 
@@ -67,30 +66,8 @@ def train_prior(name: str, minutes: float, data_root: str) -> dict:
 def score(model, label: str, recipe: str, settings: list[dict], extractor, reference, n: int, train_info: dict,
           save: bool) -> list[tuple[float, dict]]:
     """One row per sampling setting; returns (fid, setting) pairs."""
-    scored = []
-    for sampling in settings:
-        spent = {"s": 0.0}
-
-        def sampler(k: int, seed: int, s=sampling, spent=spent) -> torch.Tensor:
-            t = time.perf_counter()
-            images = generate(model, k, seed=seed, batch_size=BATCH, **s)
-            spent["s"] += time.perf_counter() - t
-            return images
-
-        t0 = time.perf_counter()
-        metrics = sample_metrics(sampler, extractor, reference, n=n, batch_size=BATCH, seed=0, progress=False)
-        wall = time.perf_counter() - t0
-        desc = " ".join(f"{k}={v}" for k, v in sampling.items()) or "default"
-        quality = {k: metrics[k] for k in KEYS if k in metrics}
-        if save:
-            record(CAPABILITY, f"{label} {desc}", recipe=recipe, wall_s=wall,
-                   throughput={"train min": train_info["minutes"], "train steps": train_info["steps"],
-                               "sampling s": spent["s"], "img/s": n / spent["s"]},
-                   quality=quality, notes=f"{n} samples vs the MNIST test split; {extractor.describe()}")
-        print(f"{label} {desc}", {k: round(v, 4) for k, v in quality.items()},
-              f"{n / spent['s']:.0f} img/s, {wall:.0f} s", flush=True)
-        scored.append((metrics["fid"], sampling))
-    return scored
+    return score_generator(model, label, recipe, settings, extractor, reference, n=n, train_info=train_info,
+                           capability=CAPABILITY, keys=KEYS, save=save, batch=BATCH)
 
 
 def main() -> None:

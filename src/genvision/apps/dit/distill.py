@@ -40,9 +40,8 @@ from ...errors import ConfigError
 from ...models.dit import MAX_CFG_SCALE
 from ...processes.flow import SAMPLERS, drop_labels, segment_targets, student_points
 from ...registry import create_model
-from ...training.objective import DataInfo, Objective, StepContext, check_class_count
-from ...training.optim import decay_groups, fast_optimizer
-from ...training.schedules import warmup_schedule
+from ...training.objective import DataInfo, StepContext
+from .objective import FlowObjective
 
 MAX_STUDENT_STEPS = 64
 MAX_TEACHER_SUBSTEPS = 256
@@ -103,27 +102,15 @@ def load_teacher(init: str | None) -> nn.Module:
                              hint="a dit run")
 
 
-class DistillObjective(Objective):
-    """One AdamW update of the student on the teacher's segment-average velocities per step."""
+class DistillObjective(FlowObjective):
+    """One AdamW update of the student on the teacher's segment-average velocities per step (the
+    optimizer, its warm-up and the sample grids are the flow objective's)."""
     name = "dit-distill"
 
     def __init__(self, model: nn.Module, teacher: nn.Module, config: DistillObjectiveConfig, data: DataInfo, *,
                  total_steps: int = 1):
-        super().__init__(model, config, data)
-        config.validate()
+        super().__init__(model, config, data, total_steps=total_steps)
         self.teacher = teacher.eval().requires_grad_(False)
-        self.conditional = self.uses_labels = model.num_classes > 0
-        check_class_count(model, data)
-        self.total_steps = total_steps
-
-    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        cfg = self.config
-        groups = decay_groups(self.model, cfg.weight_decay)  # trainable only: a latent DiT's VQ-VAE is left out
-        return {"model": fast_optimizer(torch.optim.AdamW, groups, lr=cfg.lr, betas=cfg.betas)}
-
-    def lr_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return {"model": warmup_schedule(self.optimizers()["model"], total_steps=self.total_steps,
-                                         warmup_steps=self.config.warmup_steps, schedule="constant")}
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         images, labels = batch
@@ -149,15 +136,6 @@ class DistillObjective(Objective):
         loss = F.mse_loss(pred.float(), target.float())
         ctx.update(loss, "model")
         return {"loss": loss.detach()}
-
-    def ema_target(self) -> nn.Module:
-        return self.model
-
-    @torch.no_grad()
-    def sample_grid(self, network: nn.Module, n: int, seed: int) -> torch.Tensor:
-        z = network.sample_latent(n, generator=torch.Generator().manual_seed(seed))
-        labels = torch.arange(n, device=z.device) % network.num_classes if self.conditional else None
-        return network.generate(z, labels, progress=False)
 
 
 RECIPE = DistillRecipe
