@@ -62,8 +62,9 @@ def test_every_tab_offers_exactly_its_zoo_models():
     assert offered == {item.spec for item in zoo.entries().values()}  # every zoo model is selectable somewhere
     assert handlers.zoo_choices("upscale") == sorted(item.spec for item in zoo.entries().values() if item.kind == "sr")
     assert {"zoo:edsr-x3", "zoo:espcn-x3"} <= set(handlers.zoo_choices("upscale"))
-    assert handlers.zoo_choices("generate") == ["zoo:cvae-mnist", "zoo:dcgan-mnist", "zoo:dit-mnist",
-                                                "zoo:maskgit-mnist", "zoo:vae-mnist", "zoo:vqvae-mnist"]
+    assert handlers.zoo_choices("generate") == ["zoo:cvae-mnist", "zoo:dcgan-mnist", "zoo:dit-fast-mnist",
+                                                "zoo:dit-mnist", "zoo:maskgit-mnist", "zoo:vae-mnist",
+                                                "zoo:vqvae-mnist"]
     assert "zoo:lama-photos" in handlers.zoo_choices("inpaint")
     assert "zoo:johnson-starry-night" in handlers.zoo_choices("stylize")
     assert handlers.zoo_choices("search") == ["zoo:simclr-photos"]
