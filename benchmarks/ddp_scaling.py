@@ -3,6 +3,10 @@
     python benchmarks/ddp_scaling.py                        # both parts, ~10 minutes on 2 cores
     python benchmarks/ddp_scaling.py --part equivalence     # ~2 minutes
     python benchmarks/ddp_scaling.py --part throughput --steps 300
+    python benchmarks/ddp_scaling.py --part accumulation --steps 200   # ~8 minutes
+
+Accumulation (table ``grad-accumulation``): the default GAN and DiT at 128 images per update as one batch and
+as 4 micro-batches of 32 (``train.grad_accum=4``): images/s and the training process's peak resident memory.
 
 Equivalence (table ``ddp-equivalence``): the conditional DCGAN (width 8, mnist-mini) trained for 5 and
 20 steps by ``genvision train gan --nproc 2`` (per-rank batch 8, train.sync_batchnorm=true, one thread
@@ -41,17 +45,23 @@ THROUGHPUT = ["data.name=mnist", f"data.root={ROOT.parent / 'shared' / 'data'}",
               "train.ckpt_every=100000"]
 
 
-def _train(out: Path, name: str, overrides: list[str], *, threads: int, nproc: int = 1) -> float:
-    command = [sys.executable, "-m", "genvision", "train", "gan", *overrides, f"train.out_dir={out}",
+def _train(out: Path, name: str, overrides: list[str], *, threads: int, nproc: int = 1,
+           family: str = "gan") -> tuple[float, float]:
+    """(wall seconds, peak resident MiB of the training process) of one ``genvision train`` run."""
+    command = [sys.executable, "-m", "genvision", "train", family, *overrides, f"train.out_dir={out}",
                f"train.name={name}"]
     if nproc > 1:
         command[5:5] = ["--nproc", str(nproc)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    log = out / f"{name}.log"
     t0 = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - t0
+    with open(log, "w") as sink:
+        child = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)  # the child's own rusage: its peak RSS, not ours
+        child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{log.read_text()[-3000:]}")
+    return time.perf_counter() - t0, usage.ru_maxrss / 1024
 
 
 def _distance(a: Path, b: Path) -> float:
@@ -70,7 +80,7 @@ def equivalence(out: Path) -> None:
         weights = {}
         for label, (extra, threads, nproc) in runs.items():
             name = f"eq{steps}-{nproc}p{threads}t"
-            _train(out, name, [*common, *extra], threads=threads, nproc=nproc)
+            _train(out, name, [*common, *extra], threads=threads, nproc=nproc)  # (wall, RSS) unused here
             weights[label] = out / name / "checkpoints" / f"step_{steps:08d}" / "model.safetensors"
         two = weights["2 processes x 1 thread"]
         quality = {"vs 1 process x 1 thread": _distance(weights["1 process x 1 thread"], two),
@@ -90,8 +100,8 @@ def throughput(out: Path, steps: int) -> None:
                                     "2 processes x 1 thread": (1, 2)}.items():
         name = f"tp-{nproc}p{threads}t"
         batch = 128 // nproc
-        wall = _train(out, name, [*THROUGHPUT, f"train.steps={steps}", f"train.batch_size={batch}"],
-                      threads=threads, nproc=nproc)
+        wall, _ = _train(out, name, [*THROUGHPUT, f"train.steps={steps}", f"train.batch_size={batch}"],
+                         threads=threads, nproc=nproc)
         logged = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
         rate = logged[-1]["images_per_s"]
         rows[label] = (rate, wall)
@@ -103,9 +113,30 @@ def throughput(out: Path, steps: int) -> None:
                notes="torchrun --standalone, gloo" if label.startswith("2") else "")
 
 
+def accumulation(out: Path, steps: int) -> None:
+    """The price of train.grad_accum: images/s and peak memory at the same batch of 128 per update."""
+    # The DiT takes ~5 s per step of 128 here: a fifth of the GAN's steps keeps the part under 10 minutes.
+    for family, family_steps in (("gan", steps), ("dit", max(steps // 5, 4))):
+        rows = {}
+        for count in (1, 4):
+            name = f"acc-{family}-{count}"
+            wall, peak = _train(out, name, [*THROUGHPUT, f"train.steps={family_steps}", "train.batch_size=128",
+                                            f"train.grad_accum={count}", f"train.log_every={family_steps // 2}"],
+                                threads=2, family=family)
+            logged = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+            rows[count] = (logged[-1]["images_per_s"], peak, wall)
+            print(family, count, f"{rows[count][0]:.0f} img/s, peak {peak:.0f} MiB, {wall:.0f} s", flush=True)
+        for count, (rate, peak, wall) in rows.items():
+            record("grad-accumulation", f"{family} mnist grad_accum={count}",
+                   recipe=f"{family} default, batch 128 per update, {family_steps} steps", wall_s=wall,
+                   throughput={"img/s (last window)": rate, "vs grad_accum=1": rate / rows[1][0],
+                               "peak RSS MiB": peak},
+                   notes="1 process x 2 threads; peak RSS of the whole process (Python, torch, MNIST in memory)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["equivalence", "throughput", "all"], default="all")
+    parser.add_argument("--part", choices=["equivalence", "throughput", "accumulation", "all"], default="all")
     parser.add_argument("--steps", type=int, default=300, help="throughput: steps per configuration")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="ddp-bench-"))
@@ -114,6 +145,8 @@ def main() -> None:
             equivalence(out)
         if args.part in ("throughput", "all"):
             throughput(out, args.steps)
+        if args.part in ("accumulation", "all"):
+            accumulation(out, args.steps // 2)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(render_docs())

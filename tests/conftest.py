@@ -36,10 +36,15 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
-    """Any attempt to open a socket fails loudly: tests must work offline."""
+    """Any attempt to open a network socket fails loudly: tests must work offline. Unix-domain sockets are
+    local IPC (DataLoader workers hand tensors back through them), not the network."""
     import socket
 
-    def guard(*args, **kwargs):
+    connect = socket.socket.connect
+
+    def guard(self, *args, **kwargs):
+        if self.family == socket.AF_UNIX:
+            return connect(self, *args, **kwargs)
         raise RuntimeError("tests must not use the network")
 
     monkeypatch.setattr(socket.socket, "connect", guard)

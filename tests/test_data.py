@@ -386,7 +386,7 @@ def test_folder_class_subfolders(class_folder):
     ds = load_dataset(f"folder:{class_folder}")
     assert isinstance(ds, FolderImageDataset)
     assert ds.class_names == ["cat", "dog"] and ds.num_classes == 2 and len(ds) == 9
-    assert [label for _, label in ds.samples] == [0] * 4 + [1] * 5  # sorted, deterministic
+    assert ds.labels.tolist() == [0] * 4 + [1] * 5  # sorted, deterministic
     assert ds.skipped == [] and ds.image_size == 64 and ds.channels == 3
     x, y = ds[5]
     assert x.shape == (3, 64, 64) and x.dtype == torch.float32 and y.dtype == torch.int64 and int(y) == 1

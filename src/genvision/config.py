@@ -124,8 +124,10 @@ class DataConfig:
     channels: int | None = None  # 1 or 3; None keeps the dataset's own channels
     random_crop: bool = False  # pad-and-crop augmentation (train split only)
     hflip: bool = False  # horizontal flips (not for digits)
+    # folder: data only: random-resized crops of at least this area fraction (e.g. 0.35), in place of the centre crop
+    resized_crop: float | None = None
     download: bool = True  # fetch canonical files when missing and online
-    workers: int = 0  # DataLoader worker processes; 0 keeps exact resume and is fastest for in-memory data
+    workers: int = 0  # DataLoader processes decoding files (folder: data); any count gives the same batches
     limit: int | None = None  # use only the first N examples (quick experiments, tests)
 
     def validate(self) -> None:
@@ -143,6 +145,10 @@ class DataConfig:
         check_range("data.workers", self.workers, 0, MAX_WORKERS)
         if self.limit is not None:
             check_range("data.limit", self.limit, 1)
+        if self.resized_crop is not None:
+            check_range("data.resized_crop", self.resized_crop, 0.0, 1.0, low_open=True)
+            if not self.name.startswith("folder:"):
+                raise ConfigError(f"data.resized_crop applies to folder: datasets of photos, not to {shown(self.name)}")
 
 
 @dataclass
@@ -171,6 +177,10 @@ class TrainConfig:
     eval_samples: int = 1000  # samples per training-time evaluation
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over the global batch (all ranks)
     reshard: bool = False  # resume with another number of processes (the global batch, so the data order, changes)
+    # Split each rank's batch into this many micro-batches whose gradients add up to the batch's: the same
+    # update in less activation memory (train.batch_size stays the batch of one update)
+    grad_accum: int = 1
+    fsdp: bool = False  # under torchrun: shard a transformer's weights, gradients and optimizer state over the ranks
 
     def validate(self) -> None:
         check_run_name(self.name)
@@ -198,6 +208,10 @@ class TrainConfig:
         check_range("train.eval_every", self.eval_every, 0)
         # FID needs two samples for a covariance; the features of all of them are kept in memory.
         check_range("train.eval_samples", self.eval_samples, 2, MAX_EVAL_SAMPLES)
+        check_range("train.grad_accum", self.grad_accum, 1, self.batch_size)
+        if self.batch_size % self.grad_accum:
+            raise ConfigError(f"train.batch_size={self.batch_size} must be a multiple of train.grad_accum="
+                              f"{self.grad_accum} (each micro-batch has batch_size / grad_accum examples)")
 
 
 def _is_dataclass_type(tp: Any) -> bool:

@@ -122,8 +122,12 @@ def _convert(img: Image.Image, mode: str, name: str) -> Image.Image:
 
 # ----------------------------------------------------------------------------- loading
 
-def _decode(path: str | os.PathLike, max_bytes: int | None, max_pixels: int | None) -> Image.Image:
-    """Open, check, fully decode and EXIF-orient ``path``; raise ImageLoadError on any failure."""
+def _decode(path: str | os.PathLike, max_bytes: int | None, max_pixels: int | None, *,
+            header_only: bool = False) -> Image.Image:
+    """Open, check, fully decode and EXIF-orient ``path``; raise ImageLoadError on any failure.
+
+    ``header_only`` stops after the checks a header allows (format, size, pixel cap), without reading the
+    rest of the file: the returned image has a size and mode but no pixels."""
     name = display_path(path)
     max_bytes = MAX_FILE_BYTES if max_bytes is None else max_bytes
     max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
@@ -147,6 +151,12 @@ def _decode(path: str | os.PathLike, max_bytes: int | None, max_pixels: int | No
                 raise ImageLoadError(f"{name}: empty file")
             if size > max_bytes:
                 raise ImageLoadError(f"{name}: file is {size} bytes, over the limit of {max_bytes} bytes")
+            if header_only:  # Pillow reads only as far as the header from the file itself
+                img = Image.open(fh, formats=_OPEN_FORMATS)
+                w, h = img.size
+                if not 0 < w * h <= max_pixels:
+                    raise ImageLoadError(f"{name}: image is {w}x{h} pixels, outside 1..{max_pixels} pixels")
+                return img
             # Decoders read chunk lengths from the file: a damaged one asks read() for up to 4 GiB,
             # which a file object allocates before reading. From memory, read(n) returns what exists.
             data = fh.read(max_bytes + 1)  # at most the cap, even if the file grew since fstat
@@ -191,6 +201,14 @@ def load_image(path: str | os.PathLike, mode: str = "RGB", *, max_bytes: int | N
         raise ValueError(f"mode must be one of {', '.join(_LOAD_MODES)}; got {mode!r}")
     img = _decode(path, max_bytes, max_pixels)
     return img if mode == "keep" else _convert(img, mode, display_path(path))
+
+
+def probe_image(path: str | os.PathLike, *, max_bytes: int | None = None,
+                max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) from the file's header, or ImageLoadError (one line, naming the file) for what a header
+    shows: not a file, empty, too large, not a supported format, over the pixel cap. Damage past the header
+    shows only when the pixels are decoded (:func:`load_image`); this is what scanning a huge folder affords."""
+    return _decode(path, max_bytes, max_pixels, header_only=True).size
 
 
 def load_image_tensor(path: str | os.PathLike, channels: int = 3, *, max_bytes: int | None = None,

@@ -46,11 +46,13 @@ def default_data_root(root: str | os.PathLike | None = None) -> Path:
 
 def load_dataset(name: str, *, split: str = "train", root: str | None = None, download: bool = True,
                  image_size: int | None = None, channels: int | None = None, train_augment: bool = False,
-                 random_crop: bool = False, hflip: bool = False, limit: int | None = None) -> ImageDataset:
+                 random_crop: bool = False, hflip: bool = False, resized_crop: float | None = None,
+                 limit: int | None = None) -> ImageDataset:
     """Build a dataset by name (see :func:`list_datasets`); ``folder:PATH`` for your own images.
 
     ``image_size``/``channels`` None keep the dataset's own (folder data: 64 and 3).
-    Augmentation (``random_crop``, ``hflip``) happens only when ``train_augment`` is true.
+    Augmentation (``random_crop``, ``hflip``, a folder's ``resized_crop``) happens only when ``train_augment``
+    is true.
     """
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DataError(f"limit must be a positive integer, got {limit!r}")
@@ -59,7 +61,10 @@ def load_dataset(name: str, *, split: str = "train", root: str | None = None, do
         if not path:
             raise DataError("folder: needs a path, e.g. folder:./my_images")
         return FolderImageDataset(path, split=split, image_size=image_size, channels=channels,
-                                  train_augment=train_augment, random_crop=random_crop, hflip=hflip, limit=limit)
+                                  train_augment=train_augment, random_crop=random_crop, hflip=hflip,
+                                  resized_crop=resized_crop, limit=limit)
+    if resized_crop is not None:
+        raise DataError(f"data.resized_crop applies to folder: datasets of photos, not to {name!r}")
     key = _ALIASES.get(name.lower(), name.lower())
     info = next((i for i in _INFOS if i.name == key and not i.name.startswith("folder:")), None)
     if info is None:
@@ -115,7 +120,7 @@ def _cifar_arrays(root: Path, split: str, *, download: bool):
 
 def dataset_from_config(cfg, split: str = "train") -> ImageDataset:
     """Build the dataset a :class:`~genvision.config.DataConfig` describes; augmentation
-    (cfg.random_crop / cfg.hflip) only for the train split."""
+    (cfg.random_crop / cfg.hflip / cfg.resized_crop) only for the train split."""
     return load_dataset(cfg.name, split=split, root=cfg.root, download=cfg.download,
                         image_size=cfg.image_size, channels=cfg.channels, train_augment=split == "train",
-                        random_crop=cfg.random_crop, hflip=cfg.hflip, limit=cfg.limit)
+                        random_crop=cfg.random_crop, hflip=cfg.hflip, resized_crop=cfg.resized_crop, limit=cfg.limit)

@@ -133,16 +133,22 @@ def dihedral_inverse(x: torch.Tensor, code: int) -> torch.Tensor:
     return x
 
 
-def folder_transform(image_size: int, *, random_crop: bool = False, hflip: bool = False):
+def folder_transform(image_size: int, *, random_crop: bool = False, hflip: bool = False,
+                     resized_crop: float | None = None):
     """torchvision v2 pipeline: uint8 (C, H, W) tensor -> uint8 (C, S, S).
 
     Resize the shorter side to ``image_size`` (antialiased) and centre-crop the square, so
-    aspect ratios are kept and nothing is stretched; then the same pad-and-crop / flip
-    augmentation as the in-memory datasets.
+    aspect ratios are kept and nothing is stretched; or, with ``resized_crop``, a random crop of
+    [resized_crop, 1] of the area at aspect 3/4..4/3 resized to the square (torchvision's
+    RandomResizedCrop, the Inception recipe); then the same pad-and-crop / flip augmentation as
+    the in-memory datasets.
     """
     from torchvision.transforms import v2  # lazy: torchvision is slow to import
 
-    steps = [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
+    if resized_crop is not None:
+        steps = [v2.RandomResizedCrop(image_size, scale=(resized_crop, 1.0), antialias=True)]
+    else:
+        steps = [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
     if random_crop:
         steps.append(v2.RandomCrop(image_size, padding=crop_padding(image_size), padding_mode="reflect"))
     if hflip:

@@ -113,16 +113,6 @@ class DistContext:
                 target = param.grad if param.grad is not None and not poisoned else torch.empty_like(param)
                 param.grad = target.copy_(grad).div_(self.world_size)
 
-    def shard_draw(self, draw, per_rank: int) -> torch.Tensor:
-        """Per-example randomness for this rank's share of the global batch.
-
-        ``draw(n)`` samples n rows from the RNG every rank shares (same seed, same calls); it is called for
-        the whole global batch and this rank keeps its rows, so N ranks train on exactly the noise one
-        process with N times the batch would draw."""
-        if not self.is_distributed:
-            return draw(per_rank)
-        return draw(per_rank * self.world_size)[self.rank * per_rank:(self.rank + 1) * per_rank]
-
 
 SINGLE_PROCESS = DistContext()
 

@@ -20,6 +20,7 @@ from torch import nn
 from ..config import build_dataclass, shown
 from ..errors import ConfigError
 from ..registry import get_entry
+from . import fsdp
 from .distributed import SINGLE_PROCESS, DistContext
 
 
@@ -68,24 +69,52 @@ def check_class_count(model: nn.Module, data: DataInfo) -> None:
         raise ConfigError(f"the model has {model.num_classes} classes but the dataset has {data.num_classes}")
 
 
+class PhaseBoundary(Exception):
+    """Raised out of ``train_step`` by the first update past the phase a micro-batch pass accumulates
+    (gradient accumulation; see ``genvision.training.accumulation``)."""
+
+
+@dataclass
+class MicroPass:
+    """Where gradient accumulation stands within one step: the pass over micro-batch ``index`` (of ``count``)
+    accumulates the step's update number ``phase`` (``update`` calls counted in order). ``outcomes`` holds
+    what the step's earlier updates returned (they have stepped already); ``poisoned`` says whether a
+    micro-batch of this phase had a non-finite loss. The driver moves one instance from pass to pass."""
+    count: int
+    phase: int = 0
+    index: int = 0
+    outcomes: list[bool] = dataclasses.field(default_factory=list)
+    poisoned: bool = False
+
+
 class StepContext:
     """Handed to :meth:`Objective.train_step`; guards every optimizer update."""
     def __init__(self, *, step: int, device: torch.device, precision: str, grad_clip: float | None,
-                 optimizers: dict[str, torch.optim.Optimizer], dist: DistContext = SINGLE_PROCESS):
+                 optimizers: dict[str, torch.optim.Optimizer], dist: DistContext = SINGLE_PROCESS,
+                 micro: MicroPass | None = None, fsdp: bool = False):
         self.step = step
         self.device = device
         self.precision = precision
         self.grad_clip = grad_clip
         self.optimizers = optimizers
         self.dist = dist
+        self.micro = micro
+        self.fsdp = fsdp  # parameters sharded by FSDP: it reduces the gradients during the backward pass
         self.skipped: list[str] = []  # names of updates skipped for non-finite values this step
+        self._calls = 0  # update() calls so far in this train_step
 
     def draw(self, sample: Callable[[int], torch.Tensor], per_rank: int) -> torch.Tensor:
         """Per-example noise for this rank's ``per_rank`` examples: ``sample(n)`` draws n rows.
 
-        With several ranks the rows are drawn for the global batch and sliced (see
-        :meth:`DistContext.shard_draw`), so the run matches one process with the global batch."""
-        return self.dist.shard_draw(sample, per_rank)
+        The rows are drawn for the whole global batch and this rank's (and micro-batch's) rows are kept,
+        so N ranks, or K micro-batches, train on exactly the noise one process with the whole batch
+        would draw (every rank shares the seed; accumulation replays the step's RNG state per pass)."""
+        slots, slot = self.dist.world_size, self.dist.rank
+        if self.micro is not None:
+            slots, slot = slots * self.micro.count, slot * self.micro.count + self.micro.index
+        if slots == 1:
+            return sample(per_rank)
+        return sample(per_rank * slots)[slot * per_rank:(slot + 1) * per_rank]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for the forward pass (backward runs outside it, as PyTorch advises)."""
@@ -99,12 +128,48 @@ class StepContext:
         Returns False (and leaves the weights untouched) when the loss or any gradient is
         NaN/inf; the trainer stops the run after too many consecutive skipped steps.
         """
+        if self.micro is not None:
+            return self._accumulate(loss, optimizer)
         opt = self.optimizers[optimizer]
         opt.zero_grad(set_to_none=True)
         finite_loss = bool(torch.isfinite(loss.detach()).all())
-        if finite_loss:
+        if finite_loss or self.fsdp:  # under FSDP every rank joins the backward's collectives, NaN or not
             loss.backward()
-        if self.dist.is_distributed:
+        return self._reduce_and_step(opt, optimizer, finite_loss)
+
+    def _accumulate(self, loss: torch.Tensor, optimizer: str) -> bool:
+        """One micro-batch's share of an update: earlier phases already stepped (a no-op here), a later one
+        ends the pass; the phase's last micro-batch reduces and steps the summed gradients once, so ranks
+        all-reduce once per update, as DDP's ``no_sync`` arranges."""
+        micro, call = self.micro, self._calls
+        self._calls += 1
+        if call < micro.phase:
+            return micro.outcomes[call]
+        if call > micro.phase:
+            raise PhaseBoundary
+        opt = self.optimizers[optimizer]
+        if micro.index == 0:
+            opt.zero_grad(set_to_none=True)
+            micro.poisoned = False
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if finite or self.fsdp:
+            (loss / micro.count).backward()  # each loss is its micro-batch's mean; the sum is the batch's mean
+        if not finite:
+            micro.poisoned = True
+        if micro.index < micro.count - 1:
+            return not micro.poisoned
+        outcome = self._reduce_and_step(opt, optimizer, not micro.poisoned)
+        micro.outcomes.append(outcome)
+        return outcome
+
+    def _reduce_and_step(self, opt: torch.optim.Optimizer, optimizer: str, finite_loss: bool) -> bool:
+        if self.fsdp:
+            # The gradients are reduced already; the ranks only agree whether any loss was non-finite.
+            if self.dist.max_codes([int(not finite_loss)], self.device)[0]:
+                opt.zero_grad(set_to_none=True)
+                self.skipped.append(optimizer)
+                return False
+        elif self.dist.is_distributed:
             # Every rank joins the same all-reduce, even with a non-finite loss (it sends NaN), so all
             # ranks see the same averaged gradients and take (or refuse) the update together.
             trainable = [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
@@ -112,15 +177,20 @@ class StepContext:
         elif not finite_loss:
             self.skipped.append(optimizer)
             return False
-        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        grads = [p.grad for p in params]
         if grads:
-            # One fused reduction instead of a per-tensor check keeps this cheap.
-            total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            if self.fsdp:  # sharded gradients: the norm over every rank's shards, the same on all of them
+                total_norm = fsdp.total_norm(grads)
+            else:  # one fused reduction instead of a per-tensor check keeps this cheap
+                total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             if not torch.isfinite(total_norm):
                 opt.zero_grad(set_to_none=True)
                 self.skipped.append(optimizer)
                 return False
-            if self.grad_clip is not None:
+            if self.grad_clip is not None and self.fsdp:
+                torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, total_norm)
+            elif self.grad_clip is not None:
                 torch._foreach_mul_(grads, torch.clamp(self.grad_clip / (total_norm + 1e-6), max=1.0))
         opt.step()
         return True
@@ -137,6 +207,9 @@ class Objective:
 
     # Whether batches must carry labels in 0..data.num_classes-1 (conditional models, classifiers).
     uses_labels: bool = False
+    # Why train.grad_accum > 1 cannot reproduce this objective's full-batch step (None: it can). Accumulation
+    # replays train_step once per update, so train_step must change no state of its own besides the weights.
+    accumulation_blocker: str | None = None
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimizers by name (built once); the trainer saves and restores their state by name."""

@@ -9,6 +9,7 @@ nor saved with, NaNs).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -26,13 +27,15 @@ from tqdm import tqdm
 
 from .. import checkpoints as ckpt
 from ..config import TrainConfig, to_dict
-from ..errors import CheckpointError, TrainingError, reason
+from ..errors import CheckpointError, ConfigError, TrainingError, reason
 from ..io import save_grid
 from ..runtime import channels_last_hazard, get_rng_state, resolve_precision, set_rng_state
+from . import fsdp
+from .accumulation import accumulated_step
 from .batches import batch_stream
 from .distributed import SINGLE_PROCESS, DistContext
 from .ema import EMA, submodule_prefix
-from .objective import Objective, StepContext, eval_mode
+from .objective import MicroPass, Objective, StepContext, eval_mode
 
 EvalFn = Callable[[nn.Module, int], dict[str, float]]
 
@@ -93,25 +96,42 @@ class Trainer:
             self.channels_last = False
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.optimizers = objective.optimizers()
-        self.schedulers = objective.lr_schedulers()
+        if train.grad_accum > 1 and objective.accumulation_blocker:
+            raise ConfigError(f"train.grad_accum={train.grad_accum} does not fit {objective.name}: "
+                              f"{objective.accumulation_blocker}")
         target = objective.ema_target()
         self.ema = EMA(target, train.ema_decay, train.ema_start) if train.ema else None
         self.ema_prefix = submodule_prefix(model, target)
         self.sample_network = target
+        self.fsdp = train.fsdp
+        self._plain: nn.Module | None = None  # under FSDP: rank 0's unsharded CPU copy, for checkpoints and samples
+        if self.fsdp:
+            if not dist.is_distributed:
+                raise ConfigError("train.fsdp=true shards the model over processes: launch it with --nproc N (N >= 2) "
+                                  "or torchrun")
+            dist.broadcast_module(model)  # identical full weights on every rank before they are cut into shards
+            if self.ema is not None:
+                dist.broadcast_module(self.ema.shadow)
+            self._plain = copy.deepcopy(model).cpu() if dist.is_main else None
+            fsdp.shard(model)
+            if self.ema is not None:
+                fsdp.shard(self.ema.shadow)
+        self.optimizers = objective.optimizers()  # after sharding: optimizers hold the sharded parameters
+        self.schedulers = objective.lr_schedulers()
         self._writer = None
 
     # --- state ------------------------------------------------------------------------
 
-    def _trainer_state(self) -> dict[str, Any]:
+    def _trainer_state(self, optimizer_states: dict[str, dict] | None = None) -> dict[str, Any]:
         return {
             "step": self.step,
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "optimizers": optimizer_states or {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "rng": get_rng_state(),
             "best_value": self.best_value,
             "objective": self.objective.state_dict(),
             "world_size": self.dist.world_size,  # the data order depends on the global batch
+            "fsdp": self.fsdp,  # FSDP saves optimizer states keyed by parameter name
         }
 
     def resume_from(self, checkpoint_dir: Path) -> None:
@@ -120,13 +140,21 @@ class Trainer:
         state = ckpt.load_trainer_state(checkpoint_dir)
         weights = ckpt._load_weights(checkpoint_dir / ckpt.WEIGHTS_FILE)
         try:
-            self.model.load_state_dict(weights)
-            if self.ema is not None:
-                ema_path = checkpoint_dir / ckpt.EMA_FILE
-                self.ema.load_state_dict(ckpt._load_weights(ema_path) if ema_path.is_file() else weights,
-                                         self.ema_prefix)
-            for name, opt in self.optimizers.items():
-                opt.load_state_dict(state["optimizers"][name])
+            ema_path = checkpoint_dir / ckpt.EMA_FILE
+            ema_weights = ckpt._load_weights(ema_path) if self.ema is not None and ema_path.is_file() else weights
+            if self.fsdp:
+                fsdp.load_full_state(self.model, weights)
+                if self.ema is not None:
+                    fsdp.load_full_state(self.ema.shadow, {k[len(self.ema_prefix):]: v for k, v in ema_weights.items()
+                                                           if k.startswith(self.ema_prefix)})
+                for name, opt in self.optimizers.items():
+                    fsdp.load_optimizer_state(self.model, opt, state["optimizers"][name])
+            else:
+                self.model.load_state_dict(weights)
+                if self.ema is not None:
+                    self.ema.load_state_dict(ema_weights, self.ema_prefix)
+                for name, opt in self.optimizers.items():
+                    opt.load_state_dict(state["optimizers"][name])
             for name, sched in self.schedulers.items():
                 sched.load_state_dict(state["schedulers"][name])
             set_rng_state(state["rng"])
@@ -152,6 +180,8 @@ class Trainer:
 
     def save_checkpoint(self, best: bool = False) -> Path:
         """Write a checkpoint (rank 0 only; every rank returns its path)."""
+        if self.fsdp:
+            return self._save_gathered_checkpoint(best)
         if not self.dist.is_main:
             return self.checkpoints.checkpoints_dir / ckpt.checkpoint_name(self.step)
         if not self._all_finite():
@@ -163,6 +193,37 @@ class Trainer:
             extra={"run": {"step": self.step, "recipe": self.recipe_dict}},
             best=best,
         )
+
+    def _save_gathered_checkpoint(self, best: bool) -> Path:
+        """Under FSDP: every rank joins in gathering the full weights and optimizer states; rank 0 writes them."""
+        weights = fsdp.full_state(self.model)
+        ema = fsdp.full_state(self.ema.shadow) if self.ema is not None else None
+        optimizers = {name: fsdp.full_optimizer_state(self.model, opt) for name, opt in self.optimizers.items()}
+        if not self.dist.is_main:
+            return self.checkpoints.checkpoints_dir / ckpt.checkpoint_name(self.step)
+        tensors = [*weights.values(), *(ema or {}).values()]
+        if not all(torch.isfinite(t).all() for t in tensors if t.is_floating_point()):
+            raise TrainingError(f"step {self.step}: weights are non-finite; refusing to write a checkpoint")
+        self._plain.load_state_dict(weights)
+        return self.checkpoints.save(
+            self.step, self._plain,
+            ema_state=None if ema is None else {f"{self.ema_prefix}{k}": v for k, v in ema.items()},
+            trainer_state=self._trainer_state(optimizers),
+            extra={"run": {"step": self.step, "recipe": self.recipe_dict}},
+            best=best,
+        )
+
+    def _sampling_network(self) -> nn.Module | None:
+        """What samples and evaluations use: the EMA copy, else the target; under FSDP its weights gathered into
+        rank 0's plain copy (a collective: every rank calls this; the others get None)."""
+        if not self.fsdp:
+            return self.ema.shadow if self.ema else self.sample_network
+        state = fsdp.full_state(self.ema.shadow if self.ema is not None else self.model)
+        if not self.dist.is_main:
+            return None
+        plain_target = self._plain.get_submodule(self.ema_prefix[:-1]) if self.ema_prefix else self._plain
+        (plain_target if self.ema is not None else self._plain).load_state_dict(state)
+        return plain_target
 
     # --- logging ----------------------------------------------------------------------
 
@@ -203,9 +264,9 @@ class Trainer:
         return row
 
     def _save_samples(self) -> Path | None:
+        network = self._sampling_network()
         if not self.dist.is_main:
             return None
-        network = self.ema.shadow if self.ema else self.sample_network
         with eval_mode(network):
             images = self.objective.sample_grid(network, 64, seed=self.cfg.seed)
         if images is None:
@@ -217,9 +278,11 @@ class Trainer:
 
     def _maybe_evaluate(self) -> bool:
         """Run the quality metric; True when this step is the best so far."""
-        if self.evaluate is None or not self.dist.is_main:
+        if self.evaluate is None:
             return False
-        network = self.ema.shadow if self.ema else self.sample_network
+        network = self._sampling_network()
+        if not self.dist.is_main:
+            return False
         with eval_mode(network):
             metrics = self.evaluate(network, self.step)
         self._log({"step": self.step, **{f"eval/{k}": v for k, v in metrics.items()}})
@@ -242,6 +305,17 @@ class Trainer:
             flag["signal"] = signal.Signals(signum).name
         return bool(signum), bool(late)
 
+    def _context(self, micro: MicroPass | None = None) -> StepContext:
+        return StepContext(step=self.step, device=self.device, precision=self.precision, grad_clip=self.cfg.grad_clip,
+                           optimizers=self.optimizers, dist=self.dist, micro=micro, fsdp=self.fsdp)
+
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """One step: (logged values, names of updates refused for non-finite values)."""
+        if self.cfg.grad_accum == 1:
+            ctx = self._context()
+            return self.objective.train_step((images, labels), ctx), ctx.skipped
+        return accumulated_step(self.objective, (images, labels), self.cfg.grad_accum, self._context)
+
     def fit(self) -> RunResult:
         cfg = self.cfg
         if self.dist.is_main:
@@ -252,10 +326,12 @@ class Trainer:
                 child.compile()
         batches = batch_stream(self.dataset, cfg.batch_size, cfg.seed, self.step, self.workers,
                                rank=self.dist.rank, world_size=self.dist.world_size)
-        # Every rank starts from rank 0's weights, as under DDP (equal already when seeded alike or resumed).
-        self.dist.broadcast_module(self.model)
-        if self.ema is not None:
-            self.dist.broadcast_module(self.ema.shadow)
+        # Every rank starts from rank 0's weights, as under DDP (equal already when seeded alike or resumed;
+        # sharded weights were broadcast before they were cut).
+        if not self.fsdp:
+            self.dist.broadcast_module(self.model)
+            if self.ema is not None:
+                self.dist.broadcast_module(self.ema.shadow)
         flag: dict[str, str] = {}
         stopped_by = "completed"
         nonfinite_streak = 0
@@ -274,16 +350,14 @@ class Trainer:
                 if self.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 labels = labels.to(self.device, non_blocking=True)
-                ctx = StepContext(step=self.step, device=self.device, precision=self.precision,
-                                  grad_clip=cfg.grad_clip, optimizers=self.optimizers, dist=self.dist)
                 # A non-finite batch also poisons running statistics (BatchNorm) during the forward
                 # pass, before any update can be refused; keep a copy to roll them back.
                 saved_buffers = torch._foreach_mul(float_buffers, 1.0) if float_buffers else []
-                losses = self.objective.train_step((images, labels), ctx)
+                losses, skipped = self._train_step(images, labels)
                 self.step += 1
                 window_steps += 1
                 bar.update(1)
-                if ctx.skipped:
+                if skipped:
                     if float_buffers:
                         torch._foreach_copy_(float_buffers, saved_buffers)
                     nonfinite_streak += 1
@@ -291,7 +365,7 @@ class Trainer:
                         bar.close()
                         raise TrainingError(
                             f"stopped at step {self.step}: {nonfinite_streak} consecutive steps with non-finite "
-                            f"loss or gradients ({', '.join(ctx.skipped)}); weights were not updated by them and "
+                            f"loss or gradients ({', '.join(skipped)}); weights were not updated by them and "
                             f"the last checkpoint is intact (lower the learning rate or check the data)")
                 else:
                     nonfinite_streak = 0
@@ -312,6 +386,8 @@ class Trainer:
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self._save_samples()
                 is_best = bool(cfg.eval_every) and self.step % cfg.eval_every == 0 and self._maybe_evaluate()
+                if self.fsdp:  # rank 0 alone evaluates, and an FSDP checkpoint is written by every rank together
+                    is_best = bool(self.dist.max_codes([int(is_best)], self.device)[0])
                 if self.step % cfg.ckpt_every == 0 or is_best:
                     last_checkpoint = self.save_checkpoint(best=is_best)
 

@@ -68,6 +68,7 @@ RESUMABLE_KEYS = frozenset({
     "train.steps", "train.max_minutes", "train.log_every", "train.sample_every", "train.ckpt_every",
     "train.keep_last", "train.eval_every", "train.eval_samples", "train.tensorboard", "train.max_nonfinite",
     "train.device", "train.compile", "data.root", "data.download", "data.workers", "train.reshard",
+    "train.grad_accum",  # micro-batches change memory, not the update
 })
 RESUME_LOG = "resume_log.jsonl"
 METRICS_FILE = "metrics.jsonl"
@@ -224,7 +225,7 @@ def train(family_name: str, *, config_file: str | Path | None = None, overrides:
 def _train_in(family: Family, recipe: Any, run_dir: Path, device: torch.device, context: DistContext, *,
               checkpoint: Path | None, changes: dict, resume, overwrite: bool, progress: bool, evaluate,
               best_metric) -> RunResult:
-    seed_everything(recipe.train.seed)  # the same seed on every rank: see DistContext.shard_draw
+    seed_everything(recipe.train.seed)  # the same seed on every rank: see StepContext.draw
     if not context.is_main:
         context.barrier()  # rank 0 builds (and may download) the data first
     # A family may build its own training data from the recipe (SR: LR/HR patch pairs).

@@ -112,6 +112,7 @@ def lsgan(scores: torch.Tensor, target: float) -> torch.Tensor:
 class CycleGANObjective(Objective):
     """Optimizers ``"generator"`` (both directions) and ``"discriminator"`` (both critics)."""
     name = "cyclegan"
+    accumulation_blocker = "its history pools take each step's fakes once, and accumulation replays the step"
 
     def __init__(self, model: nn.Module, config: CycleObjectiveConfig, data: DataInfo, *, total_steps: int):
         super().__init__(model, config, data)
