@@ -22,9 +22,11 @@ from ... import io as gio
 from ...cli_params import Count, overwrite_option
 from ...data import load_dataset
 from ...errors import ConfigError, GenvisionError, display_path
+from ...jobs import Shard
 from .backend import INDEX_TYPES
 from .database import check_location
 from .embed import SPECS_HELP, load_rgb
+from . import shards
 from .store import Index, embedder_for
 
 THUMB = 160  # contact-sheet tile side in pixels
@@ -176,9 +178,16 @@ data_root_option = click.option("--data-root", type=click.Path(), help="Where da
 @device_option
 @data_root_option
 @overwrite_option
-def build(source, output, spec, index_type, limit, device, data_root, overwrite):
+@click.option("--shard", "shard_text", metavar="I/N",
+              help="Folder input: embed only share I of N (0 <= I < N) into OUT.shards/; a later build without "
+                   "--shard merges the shares. Under torchrun the default is this rank's share, and rank 0 merges.")
+@click.option("--resume", is_flag=True, help="With --shard: continue this shard's part, skipping what it holds.")
+def build(source, output, spec, index_type, limit, device, data_root, overwrite, shard_text, resume):
     """Index SOURCE: a folder of images (recursive) or a dataset (mnist, mnist:test, ...)."""
     output = Path(output)
+    shard = Shard.parse(shard_text)
+    if shard.count == 1 and resume:
+        raise click.UsageError("--resume continues a shard's part: give it with --shard I/N")
     check_location(output, overwrite=overwrite)  # before any image is read or model loaded
     if os.path.isdir(source) or source.startswith("folder:"):
         folder = Path(source.removeprefix("folder:"))
@@ -198,11 +207,28 @@ def build(source, output, spec, index_type, limit, device, data_root, overwrite)
     else:
         names, images, metas = dataset_items(source, data_root, limit)
         total = len(names)
+    if shard.count > 1 and names is not None:
+        raise ConfigError("--shard splits a folder's files; a dataset is indexed by one process")
     embedder = embedder_for(spec, device=device)
+    if shard.count > 1:
+        part = shards.embed_part(output, files, shard, embedder=embedder, index_type=index_type, resume=resume,
+                                 overwrite=overwrite, progress=True)
+        click.echo(f"shard {shard.index}/{shard.count}: {part.embedded} embedded, {part.cached} already in "
+                   f"{display_path(shards.part_path(output, shard))}")
+        if not Shard.from_environment().count > 1:
+            click.echo(f"when every shard is done, merge them: genvision index build {source} -o {output}")
+            _raise_failures(part, len(shard.take(files)))
+            return
+        if shard.index != 0:
+            _raise_failures(part, len(shard.take(files)))
+            return
+        shards.wait_for_parts(output, shard.count)  # rank 0 merges once every rank's part is done
     with Index.building(output, embed=embedder, index_type=index_type, overwrite=overwrite) as built:
+        shards.import_parts(built, output)
         report = (built.add(files, progress=True, metadata=metas) if names is None
                   else built.add_images(images, names, metadata=metas, progress=True))
         count = len(built)
+    shards.remove_parts(output)
     click.echo(_report_line(output, report, count))
     _raise_failures(report, total)
 

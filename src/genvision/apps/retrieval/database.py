@@ -267,6 +267,25 @@ class Database:
             raise
 
     @_guarded
+    def import_cache(self, other: Path, spec: str) -> int:
+        """Copy ``other``'s (an index folder's) cached vectors for ``spec`` into this cache, in one transaction."""
+        source = Database.connect(other, writable=False)
+        try:
+            rows = source._conn.execute("SELECT sha256, spec, vector FROM embedding_cache WHERE spec = ?",
+                                        (spec,)).fetchall()
+        finally:
+            source.close()
+        rows = [row for row in rows if len(row[2]) == self.width]
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany("INSERT OR IGNORE INTO embedding_cache(sha256, spec, vector) VALUES (?, ?, ?)", rows)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    @_guarded
     def commit(self, state: State, inserts: list, updates: list, touches: list, deletes: list[int]) -> None:
         """Rows and the new state in one transaction: the commit point of a change."""
         conn = self._conn

@@ -246,6 +246,25 @@ class Index:
                             progress=progress, existing=existing)
         return self._apply(pending, existing, report)
 
+    def embed_to_cache(self, files, *, progress: bool = False) -> AddReport:
+        """Embed image files into this index's embedding cache without adding them as items: one shard's
+        work in a sharded build (:mod:`.shards`). Files whose content the cache holds are skipped, so a
+        killed shard continues where it stopped; each batch is committed as it is embedded."""
+        self._check_writable()
+        paths = [Path(f) for f in files]
+        report = AddReport()
+        pending, existing, to_embed = ingest.collect_files(self._db, paths, [{}] * len(paths), report,
+                                                           progress=progress)
+        ingest.fill_vectors(self._db, self.embedder, self._checked_vectors, pending, to_embed, report, load=load_rgb,
+                            progress=progress, existing=existing)
+        return report
+
+    def import_cache(self, other: Path) -> int:
+        """Copy the embedding cache of the index folder ``other`` (a shard's part) into this one; returns
+        how many vectors this index's embedder can use from it."""
+        self._check_writable()
+        return self._db.import_cache(Path(other), ingest.cache_key(self.embedder))
+
     def add_images(self, images, names, *, metadata: Sequence[dict] | None = None,
                    progress: bool = False) -> AddReport:
         """Add in-memory PIL images under ``names`` (e.g. ``mnist:train/123``); ``images`` may be a lazy

@@ -1,6 +1,7 @@
 """``genvision stylize CONTENT --style STYLE [--style STYLE2 --style-weights 0.7,0.3] -o OUT`` (optimisation),
 ``genvision stylize CONTENT --model STYLE_RUN -o OUT`` (a fast Johnson net) and ``genvision stylize CONTENT
---model ADAIN_RUN --style STYLE [--alpha 0.8] -o OUT`` (AdaIN): the method is implied by --model.
+--model ADAIN_RUN --style STYLE [--alpha 0.8] -o OUT`` (AdaIN): the method is implied by --model. CONTENT may be a
+folder: each image is stylised into OUT with the same relative name, sharded and resumable (``--shard``, ``--resume``).
 
 Everything that can be wrong (weights, sizes, files, the mask's size, an output that exists or is an
 input) is refused with one line before the network is loaded, and nothing is written until the
@@ -16,11 +17,12 @@ from pathlib import Path
 import click
 
 from ... import io as gio
-from ...cli_params import SEED, Count, FiniteFloat, overwrite_option
+from ...cli_params import SEED, Count, FiniteFloat, fail_fast_option, folder_job_options, overwrite_option
 from ...errors import display_path
 from ...outputs import OutputGuard
+from ...jobs import Shard
 from ...runtime import select_device
-from ...tiling import check_output_suffix
+from ...tiling import check_output_suffix, process_path
 from .fast import load_style_model, model_method
 from .fast import run as run_model
 from .pipeline import as_image, as_mask, transfer
@@ -98,11 +100,13 @@ def output_path(content: str, output: str) -> Path:
               help="Mask edge ramp in result pixels, inside the white region [default: longest side / 64].")
 @click.option("--device", default="auto", show_default=True)
 @overwrite_option
+@fail_fast_option
+@folder_job_options
 @click.pass_context
 def stylize(ctx, content, styles, style_weights, output, method, model_dir, alpha, backbone, backbone_weights, size,
             steps, scales, optimizer, lr, content_weight, style_weight, tv_weight, style_scale, init, seed,
-            preserve_color, mask, feather, device, overwrite):
-    """Restyle CONTENT after one or more --style paintings.
+            preserve_color, mask, feather, device, overwrite, fail_fast, shard, resume):
+    """Restyle CONTENT (an image, or a folder of them) after one or more --style paintings.
 
     --method optimize (Gatys, Ecker & Bethge 2016) optimises the pixels so their VGG features keep the
     content's (relu4_2) and their Gram matrices match the styles' (relu1_1 ... relu5_1), coarse to fine.
@@ -112,11 +116,18 @@ def stylize(ctx, content, styles, style_weights, output, method, model_dir, alph
     --model RUN runs a trained network instead, in a second or less: a fast (Johnson et al.) net applies
     the one style it was trained for; an AdaIN model takes any --style (several mixed by --style-weights)
     and --alpha. --preserve-color and --mask apply to their results too.
+
+    A folder CONTENT gives a folder of PNGs with the same relative names (each with its sidecar); --shard
+    and --resume split it over processes and continue a killed job, as for genvision upscale.
     """
     method = _method(method, model_dir)
+    folder = Path(content).is_dir()
+    if folder and mask is not None:
+        raise click.UsageError("--mask is drawn for one content image; stylize a folder without it")
     if method != "optimize":
         _model_method(ctx, content, styles, style_weights, output, method, model_dir, alpha, backbone_weights, size,
-                      style_scale, preserve_color, mask, feather, device, overwrite)
+                      style_scale, preserve_color, mask, feather, device, overwrite,
+                      job=(fail_fast, shard, resume) if folder else None)
         return
     if alpha is not None:
         raise click.UsageError("--alpha is for --method adain")
@@ -129,6 +140,14 @@ def stylize(ctx, content, styles, style_weights, output, method, model_dir, alph
                              content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
                              style_scale=style_scale, init=init, seed=seed, preserve_color=preserve_color,
                              feather=feather, device=device)
+
+    def optimise(content_img, mask_img, progress):
+        return transfer(content_img, style_imgs, weights, mask=mask_img, settings=settings, progress=progress), {}
+
+    if folder:
+        style_imgs = [as_image(path, "style") for path in styles]
+        _folder_job(content, output, optimise, styles, overwrite, fail_fast, shard, resume)
+        return
     out = output_path(content, output)
     inputs = [content, *styles, *(p for p in (mask, backbone_weights) if p is not None)]
     OutputGuard(overwrite=overwrite).add_inputs(*inputs).claim(out, sidecar=True)
@@ -136,12 +155,30 @@ def stylize(ctx, content, styles, style_weights, output, method, model_dir, alph
     content_img = as_image(content, "content")
     style_imgs = [as_image(path, "style") for path in styles]
     mask_img = None if mask is None else as_mask(mask, tuple(content_img.shape[-2:]), display_path(mask))
-    result = transfer(content_img, style_imgs, weights, mask=mask_img, settings=settings, progress=True)
-    record = {"content": str(content), "styles": [str(s) for s in styles], "mask": mask and str(mask),
-              "content_size": list(content_img.shape[-2:]), **result.to_json()}
-    gio.save_image(result.image, out, metadata=record, value_range=(0.0, 1.0))
+    result = _write(optimise, content, content_img, mask, mask_img, styles, out, progress=True)
     click.echo(f"wrote {display_path(out)} ({result.image.shape[-1]}x{result.image.shape[-2]}, "
                f"{result.seconds:.0f} s, final loss {result.scales[-1].losses['total']:.4g})")
+
+
+def _write(run, content, content_img, mask, mask_img, styles, out: Path, progress: bool):
+    """``run(content image, mask image, progress)`` -> (result, extra record), written with its JSON sidecar."""
+    result, extra = run(content_img, mask_img, progress)
+    record = {"content": str(content), "styles": [str(s) for s in styles], "mask": mask and str(mask),
+              "content_size": list(content_img.shape[-2:]), **extra, **result.to_json()}
+    gio.save_image(result.image, out, metadata=record, value_range=(0.0, 1.0))
+    return result
+
+
+def _folder_job(content, output, run, styles, overwrite, fail_fast, shard, resume) -> None:
+    """Every image of the folder ``content`` through ``run``, sharded and resumable (genvision.jobs)."""
+    def work(source: Path, out: Path, progress: bool) -> Path:
+        _write(run, source, as_image(source, "content"), None, None, styles, out, progress)
+        return out
+
+    report = process_path(content, output, work, overwrite=overwrite, fail_fast=fail_fast, progress=True,
+                          sidecar=True, desc="stylize", shard=Shard.parse(shard), resume=resume)
+    report.raise_if_failed(output)
+    click.echo(report.summary(output))
 
 
 def _method(method: str | None, model_dir: str | None) -> str:
@@ -158,8 +195,9 @@ def _method(method: str | None, model_dir: str | None) -> str:
 
 
 def _model_method(ctx, content, styles, style_weights, output, method, model_dir, alpha, backbone_weights, size,
-                  style_scale, preserve_color, mask, feather, device, overwrite):
-    """fast / adain: check every argument and input, load the model, run it once, write image + sidecar."""
+                  style_scale, preserve_color, mask, feather, device, overwrite, job=None):
+    """fast / adain: check every argument and input, load the model, run it once (or over the folder ``job``:
+    (fail_fast, shard, resume)), write image + sidecar."""
     given = [name for name in OPTIMIZE_ONLY
              if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
     if given:
@@ -170,6 +208,18 @@ def _model_method(ctx, content, styles, style_weights, output, method, model_dir
     if method == "adain" and not styles:
         raise click.UsageError("an adain model needs at least one --style image")
     weights = parse_style_weights(style_weights, len(styles)) if styles else None
+
+    def apply(content_img, mask_img, progress):
+        result = run_model(model, content_img, style_imgs, weights, alpha=1.0 if alpha is None else alpha,
+                           size=size or None, style_scale=style_scale, preserve_color=preserve_color, mask=mask_img,
+                           feather_radius=feather)
+        return result, {"preserve_color": preserve_color}
+
+    if job is not None:
+        style_imgs = [as_image(path, "style") for path in styles]
+        model = load_style_model(model_dir, device=select_device(device), encoder_weights=backbone_weights)
+        _folder_job(content, output, apply, styles, overwrite, *job)
+        return
     out = output_path(content, output)
     inputs = [content, *styles, *(p for p in (mask, backbone_weights) if p is not None)]
     OutputGuard(overwrite=overwrite).add_inputs(*inputs).claim(out, sidecar=True)
@@ -177,11 +227,6 @@ def _model_method(ctx, content, styles, style_weights, output, method, model_dir
     style_imgs = [as_image(path, "style") for path in styles]
     mask_img = None if mask is None else as_mask(mask, tuple(content_img.shape[-2:]), display_path(mask))
     model = load_style_model(model_dir, device=select_device(device), encoder_weights=backbone_weights)
-    result = run_model(model, content_img, style_imgs, weights, alpha=1.0 if alpha is None else alpha,
-                       size=size or None, style_scale=style_scale, preserve_color=preserve_color, mask=mask_img,
-                       feather_radius=feather)
-    record = {"content": str(content), "styles": [str(s) for s in styles], "mask": mask and str(mask),
-              "content_size": list(content_img.shape[-2:]), "preserve_color": preserve_color, **result.to_json()}
-    gio.save_image(result.image, out, metadata=record, value_range=(0.0, 1.0))
+    result = _write(apply, content, content_img, mask, mask_img, styles, out, progress=False)
     click.echo(f"wrote {display_path(out)} ({result.image.shape[-1]}x{result.image.shape[-2]}, {method}, "
                f"{result.seconds:.2f} s)")
