@@ -4,9 +4,14 @@
     python benchmarks/ddp_scaling.py --part equivalence     # ~2 minutes
     python benchmarks/ddp_scaling.py --part throughput --steps 300
     python benchmarks/ddp_scaling.py --part accumulation --steps 200   # ~8 minutes
+    python benchmarks/ddp_scaling.py --part fsdp --steps 300           # ~5 minutes
 
 Accumulation (table ``grad-accumulation``): the default GAN and DiT at 128 images per update as one batch and
 as 4 micro-batches of 32 (``train.grad_accum=4``): images/s and the training process's peak resident memory.
+
+FSDP (table ``fsdp``): the default DiT on mnist-mini, global batch 64, as one process, two replicating
+processes and two processes with ``train.fsdp=true``: images/s, peak memory, and the relative L2 distance of
+the final weights from the one-process run.
 
 Equivalence (table ``ddp-equivalence``): the conditional DCGAN (width 8, mnist-mini) trained for 5 and
 20 steps by ``genvision train gan --nproc 2`` (per-rank batch 8, train.sync_batchnorm=true, one thread
@@ -113,10 +118,12 @@ def throughput(out: Path, steps: int) -> None:
                notes="torchrun --standalone, gloo" if label.startswith("2") else "")
 
 
-def accumulation(out: Path, steps: int) -> None:
+def accumulation(out: Path, steps: int, families: list[str]) -> None:
     """The price of train.grad_accum: images/s and peak memory at the same batch of 128 per update."""
     # The DiT takes ~5 s per step of 128 here: a fifth of the GAN's steps keeps the part under 10 minutes.
     for family, family_steps in (("gan", steps), ("dit", max(steps // 5, 4))):
+        if family not in families:
+            continue
         rows = {}
         for count in (1, 4):
             name = f"acc-{family}-{count}"
@@ -134,9 +141,33 @@ def accumulation(out: Path, steps: int) -> None:
                    notes="1 process x 2 threads; peak RSS of the whole process (Python, torch, MNIST in memory)")
 
 
+def sharded(out: Path, steps: int) -> None:
+    """train.fsdp on two CPU processes against two replicating processes and one process: the same DiT?"""
+    common = ["data.name=mnist-mini", "train.sample_every=0", "train.tensorboard=false", "train.precision=fp32",
+              f"train.steps={steps}", f"train.ckpt_every={steps}", f"train.log_every={steps // 2}"]
+    runs = {"1 process x 2 threads": (["train.batch_size=64"], 2, 1),
+            "2 processes x 1 thread, replicated": (["train.batch_size=32"], 1, 2),
+            "2 processes x 1 thread, train.fsdp": (["train.batch_size=32", "train.fsdp=true"], 1, 2)}
+    rows, weights = {}, {}
+    for label, (extra, threads, nproc) in runs.items():
+        name = f"fsdp-{len(rows)}"
+        wall, peak = _train(out, name, [*common, *extra], threads=threads, nproc=nproc, family="dit")
+        logged = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+        weights[label] = out / name / "checkpoints" / f"step_{steps:08d}" / "model.safetensors"
+        rows[label] = (logged[-1]["images_per_s"], peak, wall)
+        print(label, f"{rows[label][0]:.0f} img/s, peak {peak:.0f} MiB, {wall:.0f} s", flush=True)
+    single = weights["1 process x 2 threads"]
+    for label, (rate, peak, wall) in rows.items():
+        quality = {} if weights[label] == single else {"rel. L2 vs 1 process": _distance(single, weights[label])}
+        record("fsdp", f"dit mnist-mini {label}", recipe=f"dit default, global batch 64, {steps} steps, fp32",
+               wall_s=wall, throughput={"img/s (last window)": rate, "peak RSS MiB": peak}, quality=quality,
+               notes="peak RSS: the largest process (torchrun reports its workers' maximum)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["equivalence", "throughput", "accumulation", "all"], default="all")
+    parser.add_argument("--part", choices=["equivalence", "throughput", "accumulation", "fsdp", "all"], default="all")
+    parser.add_argument("--families", nargs="+", default=["gan", "dit"], help="accumulation: which families")
     parser.add_argument("--steps", type=int, default=300, help="throughput: steps per configuration")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="ddp-bench-"))
@@ -146,7 +177,9 @@ def main() -> None:
         if args.part in ("throughput", "all"):
             throughput(out, args.steps)
         if args.part in ("accumulation", "all"):
-            accumulation(out, args.steps // 2)
+            accumulation(out, args.steps // 2, args.families)
+        if args.part in ("fsdp", "all"):
+            sharded(out, max(args.steps // 15, 4))
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(render_docs())

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+from PIL import Image
 
 # Property-based tests: "fast" (the default, in make test) is derandomised so CI is repeatable;
 # "long" (HYPOTHESIS_PROFILE=long, run by benchmarks/reliability_fuzz.py) searches far more cases.
@@ -73,3 +75,14 @@ def hr_folder(tmp_path) -> Path:
         Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(folder / f"{s}.png")
     return folder
 
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """Seven small random photos in two class folders (a/: odd, b/: even), for folder jobs and indexes."""
+    folder = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    for i in range(7):
+        sub = folder / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (12 + i, 10, 3), dtype=np.uint8)).save(sub / f"p{i}.png")
+    return folder

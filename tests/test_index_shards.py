@@ -9,26 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
-from PIL import Image
-
 from genvision.apps.retrieval import ingest
 from genvision.apps.retrieval.shards import parts_dir
 from genvision.apps.retrieval.store import Index
 from genvision.cli import main
 from genvision.jobs import MANIFEST_DIR
-
-
-@pytest.fixture
-def photos(tmp_path) -> Path:
-    folder = tmp_path / "in"
-    rng = np.random.default_rng(0)
-    for i in range(7):
-        sub = folder / ("a" if i % 2 else "b")
-        sub.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (24 + i, 20, 3), dtype=np.uint8)).save(sub / f"p{i}.png")
-    return folder
 
 
 def _contents(index_path: Path) -> dict[str, tuple[bytes, dict]]:

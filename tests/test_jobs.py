@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -18,17 +17,6 @@ from genvision.jobs import MANIFEST_DIR, Shard
 from genvision.models.sr import bicubic_model
 from genvision.outputs import OutputExistsError
 from genvision.tiling import process_path
-
-
-@pytest.fixture
-def photos(tmp_path) -> Path:
-    folder = tmp_path / "in"
-    rng = np.random.default_rng(0)
-    for i in range(7):
-        sub = folder / ("a" if i % 2 else "b")
-        sub.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (12 + i, 10, 3), dtype=np.uint8)).save(sub / f"p{i}.png")
-    return folder
 
 
 def _files(folder: Path) -> dict[str, bytes]:
