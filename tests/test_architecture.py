@@ -19,8 +19,10 @@ CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["import
 # Third-party packages slow enough to import only where they are used (torchvision and torchmetrics
 # take seconds; the tensorboard writer only when a run logs to it; scikit-learn is optional: only the
 # sklearn-digits dataset needs it; gradio, for genvision web only, takes seconds and is an extra;
-# playwright drives the browser in tests).
-HEAVY_OPTIONAL = ("torchvision", "torch.utils.tensorboard", "torchmetrics", "sklearn", "gradio", "playwright")
+# playwright drives the browser in tests; torch's FSDP and distributed-checkpoint modules take 0.9 s and only
+# train.fsdp=true runs need them).
+HEAVY_OPTIONAL = ("torchvision", "torch.utils.tensorboard", "torchmetrics", "sklearn", "gradio", "playwright",
+                  "torch.distributed.fsdp", "torch.distributed.checkpoint")
 
 
 def test_the_import_contracts_hold(capsys):

@@ -40,6 +40,11 @@ def test_two_shards_and_a_merge_build_the_index_one_process_builds(photos, tmp_p
     assert code == 0 and "added 7" in stdout and "(0 embedded, 7 from the cache)" in stdout
     assert _contents(out) == _contents(tmp_path / "one.gvindex")
     assert not parts_dir(out).exists()  # the parts are gone once the index is committed
+    # A file of the user's in OUT.shards/ is never deleted with the parts.
+    assert _build(capsys, photos, out, "--shard", "0/2", "--overwrite")[0] == 0
+    (parts_dir(out) / "notes.txt").write_text("mine")
+    assert _build(capsys, photos, out, "--overwrite")[0] == 0
+    assert sorted(p.name for p in parts_dir(out).iterdir()) == ["notes.txt"]
 
 
 def test_a_killed_shard_resumes_without_redoing_its_committed_batches(photos, tmp_path, capsys, monkeypatch):

@@ -11,6 +11,8 @@ every part's ``done`` marker and merges by itself.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import shutil
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from .ingest import AddReport, cache_key
 from .store import Index
 
 PARTS_SUFFIX = ".shards"
+PART_NAME = re.compile(r"part-\d+-of-\d+")
 DONE = "done"  # marker file in a finished part
 
 
@@ -67,11 +70,20 @@ def wait_for_parts(output: Path, count: int, *, poll_s: float = 1.0) -> None:
 
 def import_parts(index: Index, output: Path) -> int:
     """Every part's cached vectors into the index being built; how many there were."""
+    return sum(index.import_cache(part) for part in _parts(output))
+
+
+def _parts(output: Path) -> list[Path]:
+    """The part folders under OUT.shards/ (what a shard wrote; anything else there is left alone)."""
     folder = parts_dir(output)
     if not folder.is_dir():
-        return 0
-    return sum(index.import_cache(part) for part in sorted(folder.iterdir()) if is_index(part))
+        return []
+    return sorted(p for p in folder.iterdir() if PART_NAME.fullmatch(p.name) and is_index(p))
 
 
 def remove_parts(output: Path) -> None:
-    shutil.rmtree(parts_dir(output), ignore_errors=True)
+    """Delete the parts once the merged index is committed, and OUT.shards/ if nothing else is in it."""
+    for part in _parts(output):
+        shutil.rmtree(part, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        parts_dir(output).rmdir()  # only when empty: a file of the user's there stays
