@@ -116,6 +116,12 @@ def test_stylize_a_folder_in_shards_and_resume_like_one_process(photos, tmp_path
     assert len(one) == 7 and one == _pngs(tmp_path / "two")
     assert (tmp_path / "one" / "a" / "p1.png.json").is_file()  # each result keeps its sidecar
     capsys.readouterr()
+    adain_style = tmp_path / "one" / "a" / "p1.png"  # a style image where an output would go: never written over
+    before = adain_style.read_bytes()
+    code = main(["stylize", str(photos), "-o", str(tmp_path / "one"), "--model", "zoo:adain-vgg19", "--style",
+                 str(adain_style), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code != 0 and "p1.png" in err and adain_style.read_bytes() == before
     code = main(["stylize", str(photos), "-o", str(tmp_path / "three"), *style, "--mask", str(photos / "a" / "p1.png")])
     err = capsys.readouterr().err
     assert code != 0 and "--mask is drawn for one content image" in err

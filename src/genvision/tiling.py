@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -386,7 +386,7 @@ def image_files(folder: Path) -> list[Path]:
 def process_path(source: str | os.PathLike, output: str | os.PathLike,
                  work: Callable[[Path, Path, bool], Path], *, overwrite: bool = False, fail_fast: bool = False,
                  progress: bool = True, sidecar: bool = False, desc: str = "", shard: Shard | None = None,
-                 resume: bool = False) -> JobReport:
+                 resume: bool = False, inputs: Sequence[str | os.PathLike] = ()) -> JobReport:
     """``work(source_file, output_file, progress)`` for one image file (``output`` a file, or a folder
     ending in / or existing) or for every image of a folder (-> a folder of PNGs with the same
     relative names; sub-folders kept, hidden files skipped; colliding names disambiguated by
@@ -400,7 +400,8 @@ def process_path(source: str | os.PathLike, output: str | os.PathLike,
 
     A folder job takes only ``shard``'s share of the files (default: this torchrun rank's, or all),
     records each finished file in the output folder's manifest, and with ``resume`` skips the files
-    it records (:mod:`genvision.jobs`).
+    it records (:mod:`genvision.jobs`). ``inputs``: other files the work reads (a style image), never
+    to be written over either.
     """
     source, out = Path(source), Path(output)
     guard = OutputGuard(overwrite=overwrite)
@@ -411,7 +412,7 @@ def process_path(source: str | os.PathLike, output: str | os.PathLike,
         if out.exists() and not out.is_dir():
             raise ConfigError(f"{out} exists and is not a folder (a folder input needs an output folder)")
         job = FolderJob(out, shard, resume)
-        guard = OutputGuard(overwrite=job.overwrite(overwrite))
+        guard = OutputGuard(overwrite=job.overwrite(overwrite)).add_inputs(*inputs)
         plan = plan_folder_job(files, source, out, guard=guard, sidecar=sidecar, select=job.select)
         job.announce(progress)
         return run_job(plan, lambda p: work(p.source, p.output, False), total=len(plan),
@@ -421,6 +422,6 @@ def process_path(source: str | os.PathLike, output: str | os.PathLike,
         raise ConfigError(f"{source}: no such file or folder")
     if str(output).endswith(("/", os.sep)) or out.is_dir():
         out = out / (source.stem + ".png")
-    guard.add_inputs(source)
+    guard.add_inputs(source, *inputs)
     guard.claim(out, sidecar=sidecar)
     return JobReport(1, [work(source, out, progress)])

@@ -215,11 +215,10 @@ def build(source, output, spec, index_type, limit, device, data_root, overwrite,
                                  overwrite=overwrite, progress=True)
         click.echo(f"shard {shard.index}/{shard.count}: {part.embedded} embedded, {part.cached} already in "
                    f"{display_path(shards.part_path(output, shard))}")
-        if not Shard.from_environment().count > 1:
+        under_torchrun = Shard.from_environment().count > 1
+        if not under_torchrun:
             click.echo(f"when every shard is done, merge them: genvision index build {source} -o {output}")
-            _raise_failures(part, len(shard.take(files)))
-            return
-        if shard.index != 0:
+        if not under_torchrun or shard.index != 0:
             _raise_failures(part, len(shard.take(files)))
             return
         shards.wait_for_parts(output, shard.count)  # rank 0 merges once every rank's part is done

@@ -176,7 +176,7 @@ def _folder_job(content, output, run, styles, overwrite, fail_fast, shard, resum
         return out
 
     report = process_path(content, output, work, overwrite=overwrite, fail_fast=fail_fast, progress=True,
-                          sidecar=True, desc="stylize", shard=Shard.parse(shard), resume=resume)
+                          sidecar=True, desc="stylize", shard=Shard.parse(shard), resume=resume, inputs=styles)
     report.raise_if_failed(output)
     click.echo(report.summary(output))
 
