@@ -30,6 +30,7 @@ from ...registry import create_model
 from ...runtime import model_device
 from ...training.objective import DataInfo, Objective, StepContext, check_class_count, eval_mode, fit_config_to_data
 from ...training.optim import fast_optimizer
+from .ada import AdaptiveAugment
 
 LOSSES = ("minimax", "nonsaturating", "hinge", "wgan-gp")
 
@@ -51,6 +52,11 @@ class GANObjectiveConfig:
     reg_every: int = 16  # lazy regularisation (StyleGAN2): R1/R2 every k D steps, weighted by k
     balanced_labels: bool = True  # conditional: each batch's fake labels cycle through the classes
     mode_seeking: float | None = None  # weight of MSGAN's diversity term for G (Mao et al. 2019); None = 0.1 if conditional
+    # ADA (Karras et al. 2020): augment what D sees with a probability p steered so that E[sign(D(real))]
+    # stays at ada_target (the paper's 0.6); 0 = off. The ops are the diffaugment policy (default: all of them).
+    ada_target: float = 0.0
+    ada_kimg: float = 100.0  # thousand images over which p can move from 0 to 1 (the paper's 500 is for GPU runs)
+    ada_interval: int = 4  # steps between adjustments of p
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
@@ -70,6 +76,9 @@ class GANObjectiveConfig:
         check_range("objective.reg_every", self.reg_every, 1, 10_000)
         if self.mode_seeking is not None:
             check_range("objective.mode_seeking", self.mode_seeking, 0.0, MAX_LOSS_WEIGHT)
+        check_range("objective.ada_target", self.ada_target, 0.0, 1.0)
+        check_range("objective.ada_kimg", self.ada_kimg, 1e-3, 1e6)
+        check_range("objective.ada_interval", self.ada_interval, 1, 10_000)
 
 
 # The conditional recipe's defaults, chosen by benchmarks/gan_recipes.py on MNIST: without a diversity
@@ -233,6 +242,8 @@ class GANObjective(Objective):
         self.g_loss_fn = G_LOSSES[config.loss]
         self.use_gp = config.loss == "wgan-gp" and config.gp_weight > 0
         self.probabilities = config.loss in ("minimax", "nonsaturating")  # report sigmoid(logit), else raw scores
+        self.ada = (AdaptiveAugment(config.diffaugment, config.ada_target, config.ada_kimg, config.ada_interval)
+                    if config.ada_target else None)
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
@@ -242,7 +253,16 @@ class GANObjective(Objective):
                                     betas=cfg.betas)}
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ada is not None:
+            return self.ada(x)
         return diff_augment(x, self.config.diffaugment) if self.config.diffaugment else x
+
+    def state_dict(self) -> dict:
+        return {"ada": self.ada.state_dict()} if self.ada is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.ada is not None:
+            self.ada.load_state_dict(state.get("ada", {}))
 
     def _fake_labels(self, n: int, device: torch.device) -> torch.Tensor | None:
         if not self.conditional:
@@ -277,6 +297,13 @@ class GANObjective(Objective):
         B, device = images.shape[0], images.device
         real_labels = labels if self.conditional else None
         out: dict[str, torch.Tensor] = {}
+        # Under gradient accumulation train_step runs once per micro-batch and phase: p moves once per
+        # step (in its first pass) and D's verdicts are tallied only in the pass that accumulates D's update.
+        first_pass = ctx.micro is None or (ctx.micro.phase == 0 and ctx.micro.index == 0)
+        if self.ada is not None:
+            if first_pass and ctx.step % cfg.ada_interval == 0:
+                self.ada.adjust(ctx.dist, device)
+            out.update(ada_p=torch.tensor(self.ada.p), ada_rt=torch.tensor(self.ada.last_rt))
 
         # --- D: maximise the game's value (minimise d_loss) with G fixed ----------------
         for d_step in range(cfg.d_steps):
@@ -292,6 +319,8 @@ class GANObjective(Objective):
                 real_in, fake_in = self._augment(images), self._augment(fake.detach())
                 real_logits = D(real_in, real_labels).float()  # (B,)
                 fake_logits = D(fake_in, fake_labels).float()  # (B,)
+            if self.ada is not None and last and (ctx.micro is None or ctx.micro.phase == cfg.d_steps - 1):
+                self.ada.observe(real_logits)
             if self.probabilities:
                 d_loss = self.d_loss_fn(real_logits, fake_logits, cfg.label_smoothing)
             else:
@@ -344,7 +373,7 @@ class GANObjective(Objective):
 # The family entry point used by ``genvision train gan``
 
 RECIPE = GANRecipe
-DESCRIPTION = "DCGAN-style GANs: minimax / non-saturating / hinge / WGAN-GP, class conditioning, DiffAugment"
+DESCRIPTION = "DCGAN-style GANs: minimax / non-saturating / hinge / WGAN-GP, class conditioning, DiffAugment, ADA"
 
 
 def build(recipe: GANRecipe, data: DataInfo) -> tuple[nn.Module, GANObjective]:
