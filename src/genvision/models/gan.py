@@ -24,10 +24,12 @@ from ..errors import ConfigError
 from ..nn.checks import check_vectors
 from ..registry import register_model
 from ..runtime import exporting, model_device
+from .stylegan import StyleGenerator
 
 # image size -> (side of the first feature map, number of stride-2 up/down-sampling blocks)
 _LAYOUT = {28: (7, 2), 32: (4, 3)}
 D_NORMS = ("auto", "batch", "layer", "none")
+GENERATORS = ("dcgan", "style")
 
 
 @dataclass
@@ -41,6 +43,7 @@ class DCGANConfig:
     d_width: int | None = None  # D base channel count; None = same as width
     d_norm: str = "auto"  # D feature norm: auto (batch, or none with spectral_norm) | batch | layer | none; wgan-gp needs layer or none
     minibatch_std: int = 0  # D sees the feature std across groups of this many samples (ProGAN); 0 = off
+    generator: str = "dcgan"  # G architecture: dcgan (transposed convs) | style (StyleGAN2-like, models/stylegan.py)
 
     def validate(self) -> None:
         if self.image_size not in _LAYOUT:
@@ -55,6 +58,8 @@ class DCGANConfig:
             raise ConfigError(f"dcgan num_classes must be >= 0 (0 = unconditional), got {self.num_classes}")
         if not 0 <= self.minibatch_std <= 64:
             raise ConfigError(f"dcgan minibatch_std must be a group size in 0..64 (0 = off), got {self.minibatch_std}")
+        if self.generator not in GENERATORS:
+            raise ConfigError(f"dcgan generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
         if self.d_norm not in D_NORMS:
             raise ConfigError(f"dcgan d_norm must be one of {', '.join(D_NORMS)}, got {self.d_norm!r}")
 
@@ -189,12 +194,13 @@ class Discriminator(nn.Module):
 @register_model("dcgan", kind="gan", config_cls=DCGANConfig,
                 tiny={"image_size": 28, "channels": 1, "latent_dim": 8, "width": 8})
 class DCGAN(nn.Module):
-    """DCGAN generator + discriminator, 28 or 32 px, optionally class-conditional."""
+    """DCGAN generator (or the StyleGAN2-like one) + discriminator, 28 or 32 px, optionally class-conditional."""
     def __init__(self, config: DCGANConfig):
         super().__init__()
         config.validate()
         self.config = config
-        self.generator = Generator(config)
+        self.generator = (StyleGenerator(config, _LAYOUT[config.image_size]) if config.generator == "style"
+                          else Generator(config))
         self.discriminator = Discriminator(config)
 
     @property
