@@ -38,7 +38,7 @@ from ..config import MAX_IMAGE_SIZE, build_dataclass, check_range
 from ..errors import ConfigError
 from ..nn.attention import MLP, SelfAttention
 from ..nn.checks import check_images
-from ..nn.embeddings import PatchEmbed, TimestepEmbedder, check_patch_grid, sincos_2d, unpatchify
+from ..nn.embeddings import PatchEmbed, TimestepEmbedder, check_patch_grid, patchify, sincos_2d, unpatchify
 from ..processes.flow import SAMPLERS, check_sampling, integrate
 from ..registry import register_model
 from ..runtime import model_device
@@ -236,9 +236,13 @@ class DiT(nn.Module):
 
     # --- the velocity field ---------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
         """Velocity (B, C, S, S) at points x (B, C, S, S), times t (B,) in [0, 1] and labels (B,)
-        in 0..num_classes (num_classes = null class; None = all null)."""
+        in 0..num_classes (num_classes = null class; None = all null).
+
+        ``keep`` (B, K) token indices (training with fewer tokens, as MaskDiT drops them): the blocks see
+        only those tokens, and the velocity comes back per kept patch, (B, K, p*p*C) in patchify order."""
         check_images(x, channels=self.field_channels, size=self.field_size, who="dit")
         c = self.t_embed(t.to(x.dtype).expand(x.shape[0]))  # (B, dim)
         if self.y_embed is not None:
@@ -246,9 +250,17 @@ class DiT(nn.Module):
                 labels = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=x.device)
             c = c + self.y_embed(labels)  # (B, dim)
         h = self.patch_embed(x) + self.pos_embed  # (B, N, dim)
+        if keep is not None:
+            h = h.gather(1, keep[:, :, None].expand(-1, -1, h.shape[2]))  # (B, K, dim)
         for block in self.blocks:
             h = block(h, c)
-        out = self.final(h, c)  # (B, N, p*p*C)
+        out = self.final(h, c)  # (B, N or K, p*p*C)
+        if keep is not None:
+            if self.config.prediction == "data":
+                kept = patchify(x, self.config.patch_size).gather(1, keep[:, :, None].expand(-1, -1, out.shape[2]))
+                noise_left = (1 - t.to(x.dtype)).clamp_min(MIN_NOISE_LEVEL).expand(x.shape[0])  # (B,)
+                return (out - kept) / noise_left.view(-1, 1, 1)  # (B, K, p*p*C)
+            return out
         out = unpatchify(out, self.config.patch_size, self.field_channels, self.grid)  # (B, C, S, S)
         if self.config.prediction == "data":  # out is x1_hat: v = (x1_hat - x_t) / (1 - t)
             noise_left = (1 - t.to(x.dtype)).clamp_min(MIN_NOISE_LEVEL).expand(x.shape[0])  # (B,)

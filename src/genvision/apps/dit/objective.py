@@ -16,13 +16,15 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...checkpoints import load_recipe_model
 from ...config import DataConfig, TrainConfig, check_optimizer, check_path, check_range, to_dict
 from ...errors import ConfigError
 from ...models.dit import DiTConfig
-from ...processes.flow import TIME_SAMPLINGS, drop_labels, flow_matching_loss, sample_times
+from ...nn.embeddings import patchify
+from ...processes.flow import TIME_SAMPLINGS, drop_labels, flow_matching_loss, interpolate, sample_times
 from ...registry import create_model, model_config
 from ...training.objective import DataInfo, Objective, StepContext, check_class_count, fit_config_to_data
 from ...training.optim import decay_groups, fast_optimizer
@@ -40,6 +42,11 @@ class FlowObjectiveConfig:
     # measurement: domain FID 204.6 vs 224.7 after 600 steps (docs/BENCHMARKS.md, dit-fewstep-domain).
     time_sampling: str = "logit-normal"
     time_shift: float = 1.0  # SD3's shift of the drawn times: > 1 trains more near the noise end (processes.flow)
+    # Fewer tokens early (token dropping, as in MaskDiT, Zheng et al. 2023): for the first token_drop_steps
+    # steps the blocks see a random token_keep share of each image's tokens and the loss covers those
+    # patches; then every token, so training ends on what sampling uses. 0 = off.
+    token_drop_steps: int = 0
+    token_keep: float = 0.5
 
     def validate(self) -> None:
         check_optimizer("objective", self.lr, self.betas, self.weight_decay)
@@ -50,6 +57,8 @@ class FlowObjectiveConfig:
         if self.time_sampling not in TIME_SAMPLINGS:
             raise ConfigError(f"time_sampling must be one of {', '.join(TIME_SAMPLINGS)}, got {self.time_sampling!r}")
         check_range("objective.time_shift", self.time_shift, 0.0, 100.0, low_open=True)
+        check_range("objective.token_drop_steps", self.token_drop_steps, 0, 10**9)
+        check_range("objective.token_keep", self.token_keep, 0.0, 1.0, low_open=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -112,9 +121,24 @@ class FlowObjective(Objective):
             drop = ctx.draw(lambda n: torch.rand(n, device=labels.device) < p, B) if p > 0 else None
             y = drop_labels(labels, p, self.model.null_class, drop)
         with ctx.autocast():
-            loss = flow_matching_loss(self.model, x1, x0, t, y)
+            if ctx.step < self.config.token_drop_steps:
+                loss = self._loss_on_kept_tokens(x1, x0, t, y, ctx)
+            else:
+                loss = flow_matching_loss(self.model, x1, x0, t, y)
         ctx.update(loss, "model")
         return {"loss": loss.detach()}
+
+    def _loss_on_kept_tokens(self, x1: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None,
+                             ctx: StepContext) -> torch.Tensor:
+        """The flow-matching loss over a random ``token_keep`` share of each image's patches."""
+        B, p = x1.shape[0], self.model.config.patch_size
+        n_tokens = self.model.grid ** 2
+        k = max(1, round(self.config.token_keep * n_tokens))
+        keep = ctx.draw(lambda n: torch.rand(n, n_tokens, device=x1.device).argsort(dim=1)[:, :k], B)  # (B, k)
+        pred = self.model(interpolate(x0, x1, t), t, y, keep=keep)  # (B, k, p*p*C)
+        target = patchify(x1 - x0, p)  # (B, N, p*p*C)
+        target = target.gather(1, keep[:, :, None].expand(-1, -1, target.shape[2]))  # (B, k, p*p*C)
+        return F.mse_loss(pred.float(), target.float())
 
     def ema_target(self) -> nn.Module:
         return self.model
