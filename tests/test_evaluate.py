@@ -151,6 +151,33 @@ def test_evaluate_with_an_inception_weights_file_uses_inception(tiny_gan, tmp_pa
     assert metrics["fid"] > 0 and metrics["num_samples"] == 12
 
 
+def test_a_folder_reference_is_read_at_the_models_size_and_channels(tiny_gan, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from genvision.apps.generation import evaluate as generation_evaluate
+    from genvision.metrics.inception import FID_WEIGHTS_NAME, fid_inception_v3
+
+    torch.manual_seed(0)
+    weights = tmp_path / FID_WEIGHTS_NAME
+    torch.save(fid_inception_v3().state_dict(), weights)
+    reference = tmp_path / "photos"
+    reference.mkdir()
+    for i in range(6):  # RGB photos larger than the 28 px grey GAN, which a folder would default to 64 px RGB
+        Image.new("RGB", (96, 80), (i * 40, 200 - i * 30, 90)).save(reference / f"{i}.png")
+    seen = []
+    original = generation_evaluate.reference_stats
+
+    def spy(extractor, dataset, **kwargs):
+        seen.append((dataset.image_size, dataset.channels, tuple(dataset[0][0].shape)))
+        return original(extractor, dataset, **kwargs)
+
+    monkeypatch.setattr(generation_evaluate, "reference_stats", spy)
+    code = main(["evaluate", "--model", str(tiny_gan), "--data", f"folder:{reference}", "-n", "6",
+                 "--fid-weights", str(weights), "--batch-size", "6", "-o", str(tmp_path / "e.json")])
+    assert code == 0, capsys.readouterr().err
+    assert seen == [(28, 1, (1, 28, 28))]
+
+
 def test_evaluate_cli_on_a_classifier_writes_confusion_png(tmp_path, capsys):
     from PIL import Image
 

@@ -90,15 +90,18 @@ def load_dataset(name: str, *, split: str = "train", root: str | None = None, do
                               train_augment=train_augment, random_crop=random_crop, hflip=hflip, limit=limit)
 
 
-def test_split(name: str, root: str | None = None, *, download: bool = False) -> ImageDataset:
+def test_split(name: str, root: str | None = None, *, download: bool = False, image_size: int | None = None,
+               channels: int | None = None) -> ImageDataset:
     """The split a model is evaluated on: ``test``, or ``train`` for data that has no test split
-    (a plain folder of images)."""
+    (a plain folder of images); ``image_size`` / ``channels`` as for :func:`load_dataset`."""
     try:
-        return load_dataset(name, split="test", root=root, download=download)
+        return load_dataset(name, split="test", root=root, download=download, image_size=image_size,
+                            channels=channels)
     except DataError as exc:
         if "split" not in str(exc):
             raise
-        return load_dataset(name, split="train", root=root, download=download)
+        return load_dataset(name, split="train", root=root, download=download, image_size=image_size,
+                            channels=channels)
 
 
 def _cifar_arrays(root: Path, split: str, *, download: bool):

@@ -60,7 +60,8 @@ def sample_metrics(sampler: Sampler, extractor: FeatureExtractor, reference: Fea
         metrics["precision"], metrics["recall"] = precision_recall(real, fake, k=3)
         metrics["density"], metrics["coverage"] = density_coverage(real, fake, k=5)
         if probs is not None:
-            metrics["inception_score"], metrics["inception_score_std"] = inception_score(probs)
+            # the original's 10 splits, or one image per split for fewer than 10 samples
+            metrics["inception_score"], metrics["inception_score_std"] = inception_score(probs, min(10, len(probs)))
             hist = class_histogram_stats(probs.argmax(dim=1), probs.shape[1])
             metrics["class_coverage"] = hist["coverage"]
             metrics["class_kl_to_uniform"] = hist["kl_to_uniform"]

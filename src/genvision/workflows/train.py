@@ -273,8 +273,9 @@ def training_evaluator(objective, recipe, *, device: str, progress: bool = False
     ``train.eval_samples`` samples of the objective's sample grid, in domain features."""
     extractor = resolve_extractor("domain", dataset_name=recipe.data.name, data_root=recipe.data.root,
                                   device=device, progress=progress, train_classifier=train)
-    reference = reference_stats(extractor, datasets.test_split(recipe.data.name, recipe.data.root),
-                                keep=recipe.train.eval_samples, progress=progress)
+    test = datasets.test_split(recipe.data.name, recipe.data.root, image_size=recipe.data.image_size,
+                               channels=recipe.data.channels)  # at the size and channels the model trains on
+    reference = reference_stats(extractor, test, keep=recipe.train.eval_samples, progress=progress)
 
     def run(network, step: int) -> dict:
         sampler = lambda n, seed: objective.sample_grid(network, n, seed)  # noqa: E731

@@ -15,7 +15,11 @@ def evaluate_generator_model(model, card: dict, request: EvaluationRequest) -> E
     check_sample_count(request.n)  # before the (possibly long) reference statistics
     data, root = evaluation_data(request, card)
     extractor = request.feature_extractor(data, root)
-    dataset = test_split(data, root)
+    # The reference at the samples' size and channels: a folder's default (64 px RGB) or a dataset's own size
+    # would otherwise compare a 32 px GAN with sharper images than it was trained on.
+    config = getattr(model, "config", None)
+    dataset = test_split(data, root, image_size=getattr(config, "image_size", None),
+                         channels=getattr(config, "channels", None))
     reference = reference_stats(extractor, dataset, keep=min(request.n, len(dataset), MAX_KEPT_FEATURES),
                                 batch_size=request.batch_size, progress=request.progress)
     metrics = sample_metrics(sampler_for(model, request.class_label), extractor, reference, n=request.n,
