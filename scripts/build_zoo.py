@@ -55,6 +55,8 @@ class Spec:
     version: str = "1"
     notes: tuple[str, ...] = field(default_factory=tuple)
     network: str | None = None  # ship only this sub-network (an SRGAN's generator, not its discriminator)
+    sampling: dict = field(default_factory=dict)  # model config defaults to ship: the setting its metrics used
+    recipe_init: str | None = None  # the shipped recipe's init (its teacher as users get it: a zoo name, not a run)
 
 
 SPECS = (
@@ -93,24 +95,31 @@ SPECS = (
          {"bottom-half inpainting recognised": (
              "inpaint-digits/cvae-bottom-half-k-4-no-label-steps-200-lr-0.05-prior-weight-0.01.json", "recognised")}),
     Spec("dit-mnist", "class-conditional digit DiT (flow matching, adaLN-Zero; generation with guidance)",
-         "dit-mnist-30min-zoo", ("python benchmarks/dit_mnist.py --data-root ../shared/data --minutes 30 --steps 8 "
-                                 "--cfg 3 --cfg-steps 8 --suffix=-zoo (trains and scores)"), MNIST_DATA,
-         {"domain FID, Euler 8 steps, guidance 3": (
-             "dit-evaluation-domain/dit-mnist-30min-zoo-steps-8-sampler-euler-cfg-3.0.json", "fid"),
-          "domain FID, Euler 8 steps, guidance 1": (
-             "dit-evaluation-domain/dit-mnist-30min-zoo-steps-8-sampler-euler-cfg-1.0.json", "fid")},
-         version="2", notes=(("round 1's recipe (configs/dit-mnist.yaml) for 30 minutes on two threads of an otherwise "
-                              "idle machine (round 1: 3,016 steps on one thread)"),
-                             ("version 1 was a 1,500-step run trained for the inpainting benchmark; inpainting "
-                              "with this version has not been scored"))),
+         "dit-teacher-v-logit-normal-30min", ("python benchmarks/dit_fewstep.py --part teacher --recipe v-logit-normal "
+                                              "--minutes 30 (trains and scores)"), MNIST_DATA,
+         {"domain FID, Euler 4 steps, guidance 3": (
+             "dit-fewstep-domain/dit-teacher-v-logit-normal-30min-steps-4-sampler-euler-cfg-3.0.json", "fid"),
+          "recall": ("dit-fewstep-domain/dit-teacher-v-logit-normal-30min-steps-4-sampler-euler-cfg-3.0.json",
+                     "recall")},
+         version="3", sampling={"sample_steps": 4, "sampler": "euler", "cfg_scale": 3.0},
+         notes=(("today's default recipe (configs/dit-mnist.yaml: logit-normal time sampling) for 30 minutes on two "
+                 "threads of an otherwise idle machine; it samples by default as it was scored, Euler 4 steps with "
+                 "guidance 3"),
+                ("version 2 was round 1's uniform-t recipe at the same budget (domain FID 20.8 at the same setting); "
+                 "version 1 a 1,500-step run trained for the inpainting benchmark"))),
     Spec("dit-fast-mnist", "class-conditional digit DiT in 4 steps (distilled from zoo:dit-mnist, guidance folded in)",
-         "dit-distill-k4-12min", ("python benchmarks/dit_fewstep.py --part distill --teacher zoo:dit-mnist --k 4 "
-                                  "--minutes 12 --n 10000 (trains and scores)"), MNIST_DATA,
+         "dit-distill-k4-12min-ln", ("python benchmarks/dit_fewstep.py --part distill --teacher zoo:dit-mnist "
+                                     "--k 4 --minutes 12 --suffix=-ln (trains and scores)"), MNIST_DATA,
          {"domain FID, 4 Euler steps, one network call each": (
-             "dit-fewstep-domain/dit-distill-k4-12min-steps-4-sampler-euler.json", "fid")},
-         notes=(("genvision train dit-distill from zoo:dit-mnist for 12 minutes (496 steps) on two threads of an "
-                 "otherwise idle machine; 85 img/s against its teacher's 39 at Euler 4 with guidance 3 (FID 20.8)"),
-                "sample without --cfg: guidance 3 is folded in")),
+             "dit-fewstep-domain/dit-distill-k4-12min-ln-steps-4-sampler-euler.json", "fid"),
+          "domain FID, 2 steps": ("dit-fewstep-domain/dit-distill-k4-12min-ln-steps-2-sampler-euler.json", "fid")},
+         version="2",
+         notes=(("genvision train dit-distill from zoo:dit-mnist version 3 for 12 minutes (584 steps) on two threads; "
+                 "a test run shared the cores for about 3 of those minutes. 91 img/s against its teacher's 42 at "
+                 "Euler 4 with guidance 3 (FID 6.2)"),
+                "sample without --cfg: guidance 3 is folded in",
+                "version 1 was distilled from dit-mnist version 2 (FID 23.1 at 4 steps)"),
+         recipe_init="zoo:dit-mnist"),
     Spec("johnson-starry-night", "fast style transfer: The Starry Night", "style-fast/johnson",
          "python benchmarks/style_fast.py --phase evaluate --runs RUN_PARENT (see docs/BENCHMARKS.md, style-fast)",
          "content: sr-train photos (see above); style: van Gogh, The Starry Night (public domain)",
@@ -239,6 +248,11 @@ def build(spec: Spec) -> dict:
     if spec.network is not None:
         model = getattr(model, spec.network)
         card = {**card, "model": model.registry_name}
+    for key, value in spec.sampling.items():  # e.g. a DiT's sample_steps / sampler / cfg_scale
+        if not hasattr(model.config, key):
+            raise SystemExit(f"{spec.name}: its model config has no field {key!r}")
+        setattr(model.config, key, value)
+    card = {**card, "config": {**card["config"], **spec.sampling}}
     target = zoo.ZOO_DIR / spec.name
     state = half_width_state(model, spec.dtype) if spec.dtype in ("fp16", "bf16") else None
     extra = {key: value for key, value in card.items()
@@ -250,6 +264,12 @@ def build(spec: Spec) -> dict:
             "dtype": spec.dtype, "licence": WEIGHTS_LICENCE, "metrics": metrics, "data": spec.data,
             "trained": {**_trained(run), "machine": next(iter(sources.values()))["machine"]}}
     shutil.copyfile(run / "config.yaml", target / RECIPE_FILE)  # the run's resolved recipe, to train it again
+    if spec.recipe_init is not None:
+        lines = (target / RECIPE_FILE).read_text().splitlines()
+        if not any(line.startswith("init: ") for line in lines):
+            raise SystemExit(f"{spec.name}: its recipe has no top-level init to replace")
+        lines = [f"init: {spec.recipe_init}" if line.startswith("init: ") else line for line in lines]
+        (target / RECIPE_FILE).write_text("\n".join(lines) + "\n")
     family = card.get("run", {}).get("recipe", {}).get("family", card["kind"])
     item["recipe"] = f"genvision train {family} --config src/genvision/assets/zoo/{spec.name}/{RECIPE_FILE}"
     item["reproduce"] = f"{item['recipe']}; then {spec.scored_by}"
