@@ -61,6 +61,9 @@ RECIPES: dict[str, list[str]] = {
                               "objective.mode_seeking=0.1", "objective.diffaugment=color,translation,cutout"],
     "cond-r1-ms0.1-ada": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=1",
                           "objective.mode_seeking=0.1", "objective.ada_target=0.6"],
+    # the default with another seed: the spread a different random stream alone gives
+    "cond-r1-ms0.1-seed1": ["conditional=true", "model.d_norm=none", "objective.r1_gamma=1",
+                            "objective.mode_seeking=0.1", "train.seed=1"],
 }
 
 
