@@ -129,6 +129,32 @@ def test_the_family_saves_loads_and_resumes_exactly(domains, tmp_path):
     assert model.registry_name == "cyclegan" and model.config.width == 4
 
 
+def test_a_padded_domain_keeps_each_image_inside_a_black_border(domains):
+    from genvision.apps.translate.data import load_domain
+    from genvision.data import load_dataset
+
+    digits = load_domain("mnist-mini", channels=1, load_size=20, patch_size=28, pad=4, limit=5)
+    plain = load_dataset("mnist-mini", split="train", image_size=20, channels=1, limit=5).images  # (5, 1, 20, 20)
+    for image, inner in zip(digits.images, plain):
+        assert image.shape == (1, 28, 28) and torch.equal(image[:, 4:24, 4:24], inner)
+        border = image.clone()
+        border[:, 4:24, 4:24] = 0
+        assert border.max() == 0  # MNIST's framing (sklearn-digits at 20 + 4): a 20 px box, black around it
+    assert digits.labels.tolist() == load_dataset("mnist-mini", split="train", limit=5).labels.tolist()
+    photos = load_domain(f"folder:{domains[0]}", channels=3, load_size=20, patch_size=16, pad=2)
+    assert all(image.shape[0] == 3 and min(image.shape[1:]) == 24 for image in photos.images)
+
+
+def test_a_domain_too_small_even_with_its_border_is_refused_on_one_line(domains, tmp_path, capsys):
+    a, b = domains
+    code = cli.main(["train", "cyclegan", f"data_a.name=folder:{a}", f"data_b.name=folder:{b}",
+                     "data.patch_size=28", "data_b.load_size=18", "data_b.pad=4", f"train.out_dir={tmp_path / 'runs'}"])
+    err = capsys.readouterr().err
+    assert code != 0 and len(err.strip().splitlines()) == 1, err
+    assert "data_b.load_size=18 with data_b.pad=4 is smaller than data.patch_size=28" in err
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
 @pytest.fixture
 def trained(domains, tmp_path):
     return _train(domains, tmp_path, "run", ["steps=1", "sample_every=0"]).run_dir

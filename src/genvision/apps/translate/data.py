@@ -35,6 +35,9 @@ __all__ = ["DomainConfig", "DomainImages", "UnpairedDataConfig", "UnpairedDatase
 class DomainConfig:
     name: str = ""  # folder:PATH (a folder of images, or one image file) or a named dataset (mnist, sklearn-digits)
     load_size: int | None = None  # shorter side resized to this before cropping; None: data.load_size
+    # black border added on every side after resizing: sklearn-digits at load_size=20, pad=4 is framed as MNIST
+    # is (the digit in a 20 px box inside 28 px), so a translator need not learn to shrink it
+    pad: int = 0
 
 
 @dataclass
@@ -80,8 +83,12 @@ def check_domain(key: str, domain: DomainConfig, data: UnpairedDataConfig) -> No
         raise ConfigError(f"{key}.name must name a dataset or folder:PATH (--{key.replace('_', '-')})")
     if domain.name.startswith("folder:"):
         check_path(f"{key}.name", domain.name[len("folder:"):])
+    check_range(f"{key}.pad", domain.pad, 0, MAX_IMAGE_SIZE)
     if domain.load_size is not None:
-        check_load_size(f"{key}.load_size", domain.load_size, data.patch_size)
+        check_range(f"{key}.load_size", domain.load_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+        if domain.load_size + 2 * domain.pad < data.patch_size:
+            raise ConfigError(f"{key}.load_size={domain.load_size} with {key}.pad={domain.pad} is smaller than "
+                              f"data.patch_size={data.patch_size}: crops would not fit")
 
 
 def _resize_shorter(image: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -114,9 +121,15 @@ def _folder_files(spec: str) -> list[Path]:
     return files
 
 
+def _pad(image: torch.Tensor, pad: int) -> torch.Tensor:
+    """uint8 (C, H, W) -> (C, H + 2 pad, W + 2 pad), the border black (0)."""
+    return F.pad(image, (pad, pad, pad, pad)) if pad else image
+
+
 def load_domain(name: str, *, channels: int, load_size: int | None, patch_size: int, split: str = "train",
-                root: str | None = None, download: bool = True, limit: int | None = None) -> DomainImages:
-    """One domain's images, decoded and resized once (see the module docstring)."""
+                root: str | None = None, download: bool = True, limit: int | None = None, pad: int = 0
+                ) -> DomainImages:
+    """One domain's images, decoded, resized and padded once (see the module docstring)."""
     if name.startswith("folder:"):
         images, skipped = [], []
         for path in _folder_files(name[len("folder:"):]):
@@ -128,6 +141,7 @@ def load_domain(name: str, *, channels: int, load_size: int | None, patch_size: 
                 skipped.append(f"{path.name} ({exc})")
                 continue
             image = _resize_shorter(torch.from_numpy(arr).permute(2, 0, 1).contiguous(), load_size)  # (C, H, W)
+            image = _pad(image, pad)  # (C, H + 2 pad, W + 2 pad)
             if min(image.shape[-2:]) < patch_size:
                 skipped.append(f"{path.name} (smaller than the {patch_size}px patch)")
                 continue
@@ -140,9 +154,10 @@ def load_domain(name: str, *, channels: int, load_size: int | None, patch_size: 
     size = load_size if load_size is not None else patch_size
     dataset = load_dataset(name, split=split, root=root, download=download, image_size=size, channels=channels,
                            limit=limit)
-    if size < patch_size:
-        raise ConfigError(f"{name}: images of {size}px are smaller than data.patch_size={patch_size}")
-    return DomainImages(name, list(dataset.images), dataset.labels.clone())  # images: (N, C, S, S) uint8
+    if size + 2 * pad < patch_size:
+        raise ConfigError(f"{name}: images of {size + 2 * pad}px are smaller than data.patch_size={patch_size}")
+    images = [_pad(image, pad) for image in dataset.images]  # (C, S + 2 pad, S + 2 pad) uint8 each
+    return DomainImages(name, images, dataset.labels.clone())
 
 
 def random_crops(domain: DomainImages, indices: list[int], patch: int, flip: bool) -> torch.Tensor:

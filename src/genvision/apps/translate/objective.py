@@ -203,7 +203,7 @@ def build_dataset(recipe: CycleGANRecipe) -> UnpairedDataset:
     data = recipe.data
     domains = [load_domain(domain.name, channels=data.channels, patch_size=data.patch_size,
                            load_size=domain.load_size if domain.load_size is not None else data.load_size,
-                           root=data.root, download=data.download, limit=data.limit)
+                           root=data.root, download=data.download, limit=data.limit, pad=domain.pad)
                for domain in (recipe.data_a, recipe.data_b)]
     return UnpairedDataset(*domains, patch_size=data.patch_size, channels=data.channels, flip=data.flip)
 
