@@ -301,7 +301,7 @@ class GANObjective(Objective):
         # step (in its first pass) and D's verdicts are tallied only in the pass that accumulates D's update.
         first_pass = ctx.micro is None or (ctx.micro.phase == 0 and ctx.micro.index == 0)
         if self.ada is not None:
-            if first_pass and ctx.step % cfg.ada_interval == 0:
+            if first_pass and ctx.step % self.ada.interval == 0:
                 self.ada.adjust(ctx.dist, device)
             out.update(ada_p=torch.tensor(self.ada.p), ada_rt=torch.tensor(self.ada.last_rt))
 
