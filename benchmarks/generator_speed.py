@@ -27,8 +27,8 @@ from genvision.zoo import entries  # noqa: E402
 SETTINGS: dict[str, tuple[dict, str]] = {
     "dcgan-mnist": ({}, "gan-recipes: cond-r1-ms0.1 @ 10 min (domain FID 3.13)"),
     "dit-mnist": ({"steps": 4, "sampler": "euler", "cfg": 3.0},
-                  "dit-fewstep-domain: logit-normal teacher, Euler 4, cfg 3 (domain FID 6.2)"),
-    "dit-fast-mnist": ({"steps": 4, "sampler": "euler"}, "dit-fewstep-domain: its 4-step student (domain FID 5.4)"),
+                  "dit-fewstep-domain: token-dropping teacher, Euler 4, cfg 3 (domain FID 4.8)"),
+    "dit-fast-mnist": ({"steps": 4, "sampler": "euler"}, "dit-fewstep-domain: its 4-step student (domain FID 4.8)"),
     "maskgit-mnist": ({"steps": 8, "cfg": 2.0}, "maskgit-evaluation-domain: 8 steps, cfg 2 (domain FID 3.41)"),
     "vqvae-mnist": ({}, "vae evaluation: per-position token prior"),
     "vae-mnist": ({}, "vae evaluation: prior samples"),
