@@ -13,7 +13,7 @@ from ..sampling import generate, interpolate, interpolate_images
 from .panel import DemoContext, commands, figure, paragraph
 
 DIT_SAMPLES = 30  # three per class
-# zoo:dit-mnist's card: Euler 4 steps with classifier-free guidance 3 (domain FID 6.2; docs/BENCHMARKS.md, issue 19)
+# zoo:dit-mnist's card: Euler 4 steps with classifier-free guidance 3 (domain FID 4.8; docs/BENCHMARKS.md, issue 19)
 DIT_SAMPLING = {"steps": 4, "sampler": "euler", "cfg": 3.0}
 
 
@@ -21,7 +21,7 @@ def generators(ctx: DemoContext) -> str:
     """One grid per family, each column one class (generate cycles the labels 0..9)."""
     body = paragraph("Three model families trained on MNIST, each asked for the digits 0-9 (one class per "
                      "column, seed 0). The zoo's GAN trained for 10 minutes and its DiT for 30, on two CPU cores; "
-                     "their model cards give the scores (domain FID 3.1 and 6.2).")
+                     "their model cards give the scores (domain FID 3.1 and 4.8).")
     lines = []
     for name, n, what, sampling in (("dcgan-mnist", 100, "GAN (conditional DCGAN)", {}),
                                     ("cvae-mnist", 100, "VAE (conditional)", {}),
