@@ -98,7 +98,9 @@ def photos(args) -> None:
 def digits(args) -> None:
     framed = args.digit_framing == "mnist"
     name = f"cyclegan-mnist2sklearn-{args.digit_steps}steps{'-framed' if framed else ''}"
-    framing = ["data_b.load_size=20", "data_b.pad=4"] if framed else []
+    # data_b's own load_size must be set: the recipe's default (256, for paintings) would crop 28 px pieces of
+    # digits enlarged to 256 px, as the first run here did
+    framing = ["data_b.load_size=20", "data_b.pad=4"] if framed else ["data_b.load_size=28"]
     common = ["data.channels=1", "data.patch_size=28", "data.load_size=28", "data.flip=false"]
     root = [f"data.root={args.mnist_root}"] if args.mnist_root else []
     start = time.perf_counter()

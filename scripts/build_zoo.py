@@ -170,8 +170,8 @@ SPECS = (
                  "data_b.pad=4), as MNIST frames its digits: pad a user's 8x8 digits the same way before b2a"),
                 ("3,000 steps: 75.8% of translated test digits keep their label, against issue 14's 90% target; the "
                  "same digits untranslated are read right 87.5% of the time"),
-                ("version 1 was trained on sklearn digits stretched to fill 28 px, 1,500 steps: labels kept 61.6%, "
-                 "domain FID 67.8"))),
+                ("version 1 (1,500 steps) trained on 28 px crops of sklearn digits enlarged to 256 px, a benchmark bug "
+                 "(data_b kept the paintings' load_size): labels kept 61.6%, domain FID 67.8"))),
     Spec("srgan-x4", "x4 super-resolution of photos, sharper (EDSR x4 refined adversarially, SRGAN-style)",
          "srgan-sr-edsr-x4-15min-8min", ("python benchmarks/train_sr.py --data-root ../shared/data --srgan-from "
                                          "benchmarks/results/runs/sr-edsr-x4-15min --minutes 8 (trains and scores)"),
