@@ -152,6 +152,12 @@ def test_a_domain_too_small_even_with_its_border_is_refused_on_one_line(domains,
     err = capsys.readouterr().err
     assert code != 0 and len(err.strip().splitlines()) == 1, err
     assert "data_b.load_size=18 with data_b.pad=4 is smaller than data.patch_size=28" in err
+    for bad, message in (("data_b.pad=-1", "data_b.pad"), ("data_b.pad=2049", "data_b.pad"),
+                         ("data_b.pad=100", "makes images over 4096 px")):
+        code = cli.main(["train", "cyclegan", f"data_a.name=folder:{a}", f"data_b.name=folder:{b}",
+                         "data_b.load_size=4000", bad, f"train.out_dir={tmp_path / 'runs'}"])
+        err = capsys.readouterr().err
+        assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()  # nothing written
 
 

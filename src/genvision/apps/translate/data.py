@@ -83,12 +83,15 @@ def check_domain(key: str, domain: DomainConfig, data: UnpairedDataConfig) -> No
         raise ConfigError(f"{key}.name must name a dataset or folder:PATH (--{key.replace('_', '-')})")
     if domain.name.startswith("folder:"):
         check_path(f"{key}.name", domain.name[len("folder:"):])
-    check_range(f"{key}.pad", domain.pad, 0, MAX_IMAGE_SIZE)
+    check_range(f"{key}.pad", domain.pad, 0, MAX_IMAGE_SIZE // 2)
     if domain.load_size is not None:
         check_range(f"{key}.load_size", domain.load_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
         if domain.load_size + 2 * domain.pad < data.patch_size:
             raise ConfigError(f"{key}.load_size={domain.load_size} with {key}.pad={domain.pad} is smaller than "
                               f"data.patch_size={data.patch_size}: crops would not fit")
+        if domain.load_size + 2 * domain.pad > MAX_IMAGE_SIZE:  # every image of the domain is held in memory
+            raise ConfigError(f"{key}.load_size={domain.load_size} with {key}.pad={domain.pad} makes images over "
+                              f"{MAX_IMAGE_SIZE} px")
 
 
 def _resize_shorter(image: torch.Tensor, size: int | None) -> torch.Tensor:
