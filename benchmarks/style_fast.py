@@ -160,6 +160,10 @@ def relative_losses(image: torch.Tensor, reference: torch.Tensor, content: torch
             "content_vs_optimize": ours["content"] / base["content"], "total_vs_optimize": ours["total"] / base["total"]}
 
 
+def evaluate_multi(args, runs: Path, paintings: Path, photos: Path) -> None:
+    raise NotImplementedError
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default="../shared/data")
@@ -182,7 +186,14 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="threads for the speed and loss measurements")
     parser.add_argument("--train-threads", type=int, default=None, help="threads for training (default --threads)")
-    parser.add_argument("--phase", choices=("all", "johnson", "adain", "evaluate"), default="all")
+    parser.add_argument("--multi-steps", type=int, default=800,
+                        help="--phase multi: steps of the one network for every painting (fixed, not timed)")
+    parser.add_argument("--multi-styles", default="candy,mosaic,rain-princess,shipwreck,starry_night,the_scream,udnie",
+                        help="--phase multi: the paintings (stems in style-images/style; rain-princess-cropped is "
+                             "a crop of rain-princess, so it is left out)")
+    parser.add_argument("--multi-minutes", type=float, default=90.0, help="--phase multi: a safety budget only")
+    parser.add_argument("--phase", choices=("all", "johnson", "adain", "evaluate", "multi", "evaluate-multi"),
+                        default="all")
     parser.add_argument("--runs", default="benchmarks/results/runs/style-fast")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and 2 steps; records nothing")
     args = parser.parse_args(argv)
@@ -206,6 +217,15 @@ def main(argv=None) -> None:
         harness.train("style", progress=not args.smoke, overwrite=True, overrides=[
             *common, f"style={style_path}", f"steps={j_steps}", f"max_minutes={args.minutes}", "train.name=johnson",
             f"objective.style_scale={args.style_scale}"])
+    if args.phase == "multi":  # one network for every painting (conditional instance norm)
+        names = [f"{stem}.jpg" for stem in args.multi_styles.split(",")]
+        harness.train("style", progress=not args.smoke, overwrite=True, overrides=[
+            *common, f"styles=[{','.join(str(paintings / n) for n in names)}]", f"steps={2 if args.smoke else args.multi_steps}",
+            f"max_minutes={args.multi_minutes}", "train.name=johnson-paintings", f"objective.style_scale={args.style_scale}"])
+        return
+    if args.phase == "evaluate-multi":
+        evaluate_multi(args, runs, paintings, photos)
+        return
     if args.phase in ("all", "adain"):
         harness.train("adain", progress=not args.smoke, overwrite=True, overrides=[
             *common, f"style_data=folder:{paintings}", f"hold_out={held_path.name}", f"steps={a_steps}",

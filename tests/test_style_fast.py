@@ -204,6 +204,47 @@ def test_the_style_family_saves_loads_and_resumes_exactly(folders):
     assert model.registry_name == "johnson" and model.config.width == 4
 
 
+def test_one_network_learns_several_styles_and_resumes_exactly(folders):
+    from safetensors.torch import load_file
+
+    paintings = [str(folders / "paintings" / f"art{i}.png") for i in range(3)]
+    common = [f"styles=[{','.join(paintings)}]", "style=null", "sample_every=2", "ckpt_every=2", "batch_size=2"]
+    straight = _train_style(folders, "m-straight", [*common, "steps=4"])
+    _train_style(folders, "m-split", [*common, "steps=2"])
+    resumed = train("style", resume=folders / "m-split", overrides=["steps=4"], progress=False)
+    a = load_file(str(straight.checkpoint / "model.safetensors"))
+    b = load_file(str(resumed.checkpoint / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["down.0.1.weight"].shape == (3, 4)  # one scale per style and channel
+    saved = json.loads((straight.run_dir / "config.json").read_text())
+    assert len(saved["styles_sha256"]) == 3 and all(len(d) == 64 for d in saved["styles_sha256"])
+    model = load_style_model(str(straight.run_dir))
+    assert model.style_names == ("art0", "art1", "art2")
+    content = smooth_image(24, 20, 5)
+    with torch.no_grad():
+        by_name = [model(content, name) for name in model.style_names]
+        half = model(content, torch.tensor([0.5, 0.5, 0.0]))
+    assert not torch.allclose(by_name[0], by_name[1])  # 4 steps of Adam moved the styles' norms apart
+    # a mix blends the norms' scales and shifts (not the outputs): it differs from both ends
+    assert not torch.allclose(half, by_name[0]) and not torch.allclose(half, by_name[1])
+    with pytest.raises(ConfigError, match="unknown style 'nope'.*art0, art1, art2"):
+        model(content, "nope")
+    with pytest.raises(ConfigError, match="holds 3 styles"):
+        model(content)
+
+
+def test_style_ids_share_crops_evenly_and_depend_on_the_step_alone():
+    model = JohnsonNet(JohnsonConfig(width=4, blocks=1, styles=3))
+    objective = FastStyleObjective(model, FastStyleObjectiveConfig(backbone="random"), DataInfo(3, 32, 0),
+                                   style=[smooth_image(40, 40, s) for s in range(3)], total_steps=10,
+                                   extractor=None)
+    assert objective.style_ids(0, 4).tolist() == [0, 1, 2, 0]
+    assert objective.style_ids(1, 4).tolist() == [1, 2, 0, 1]
+    counts = torch.bincount(torch.cat([objective.style_ids(t, 4) for t in range(3)]), minlength=3)
+    assert counts.tolist() == [4, 4, 4]
+    assert all(v.shape[0] == 3 for v in objective.style_targets.values())  # (S, C, C) per layer
+
+
 def test_the_adain_family_holds_out_a_style_and_resumes_exactly(folders):
     from safetensors.torch import load_file
 

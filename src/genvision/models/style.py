@@ -8,7 +8,10 @@ multiple of their downsampling factor and crop back.
   a 9x9 stem, two stride-2 3x3 convolutions, ``blocks`` residual blocks, two nearest-neighbour 2x
   upsamplings each followed by a 3x3 convolution (not transposed convolutions: their uneven kernel
   overlap paints checkerboards, Odena et al. 2016), a 9x9 head. Instance norm (Ulyanov et al. 2016)
-  after every convolution but the last; reflection padding. One network per style (``arbitrary`` False).
+  after every convolution but the last; reflection padding. One network per style (``arbitrary`` False),
+  or, with ``styles=N``, one network for N styles (Dumoulin, Shlens & Kudlur, "A Learned Representation
+  for Artistic Style", ICLR 2017): every instance norm keeps one scale and shift per style (conditional
+  instance norm), the convolutions are shared, and a convex mix of the styles' scales and shifts blends them.
 * :class:`AdaINNet` — Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance
   Normalization", ICCV 2017: a frozen VGG-19 encoder up to relu4_1, :func:`adain` (the content
   features' per-channel mean and std replaced by the style's), a decoder mirroring the encoder with
@@ -33,8 +36,8 @@ from ..errors import ConfigError, InputShapeError
 from ..nn.checks import check_images
 from ..registry import register_model
 
-__all__ = ["AdaINConfig", "AdaINNet", "FrozenEncoder", "JohnsonConfig", "JohnsonNet", "adain", "mean_std",
-           "pad_to_multiple"]
+__all__ = ["AdaINConfig", "AdaINNet", "FrozenEncoder", "JohnsonConfig", "JohnsonNet", "StyleNorm", "adain",
+           "mean_std", "pad_to_multiple", "run_conditioned"]
 
 MAX_WIDTH = 1024
 MAX_BLOCKS = 32
@@ -60,76 +63,159 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[t
 # Johnson et al.: one style per network
 
 
+MAX_STYLES = 256
+
+
 @dataclass
 class JohnsonConfig:
     width: int = 32  # channels after the 9x9 stem; x2 and x4 after the two downsamplings (paper: 32)
     blocks: int = 5  # residual blocks at 1/4 resolution (paper: 5)
+    styles: int = 1  # styles in one network (conditional instance norm when > 1; Dumoulin et al.: 32)
+    style_names: tuple[str, ...] = ()  # one name per style when styles > 1 (what --style selects)
+
+    def __post_init__(self) -> None:
+        self.style_names = tuple(self.style_names)  # a list from JSON
 
     def validate(self) -> None:
         check_range("johnson width", self.width, 1, MAX_WIDTH)
         check_range("johnson blocks", self.blocks, 0, MAX_BLOCKS)
+        check_range("johnson styles", self.styles, 1, MAX_STYLES)
+        if self.style_names and len(self.style_names) != self.styles:
+            raise ConfigError(f"johnson style_names has {len(self.style_names)} names for {self.styles} styles")
+        if len(set(self.style_names)) != len(self.style_names):
+            raise ConfigError(f"johnson style_names repeat a name: {', '.join(self.style_names)}")
+
+
+class Conditioned(nn.Module):
+    """A layer whose forward also takes the style mix (B, S); :func:`run_conditioned` hands it on."""
+
+
+def run_conditioned(layers: nn.Sequential, x: torch.Tensor, mix: torch.Tensor | None) -> torch.Tensor:
+    """``layers`` in order, nested Sequentials included, with ``mix`` handed to the Conditioned ones."""
+    for layer in layers:
+        if isinstance(layer, nn.Sequential):
+            x = run_conditioned(layer, x, mix)
+        else:
+            x = layer(x, mix) if isinstance(layer, Conditioned) else layer(x)
+    return x
+
+
+class StyleNorm(Conditioned):
+    """Conditional instance norm (Dumoulin et al. 2017): normalise each channel over positions, then scale
+    and shift it by the mix of the styles' own parameters, ``gamma = mix @ weight``. The styles' rows are
+    initialised as nn.InstanceNorm2d's affine (ones, zeros)."""
+
+    def __init__(self, channels: int, styles: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(styles, channels))  # (S, C)
+        self.bias = nn.Parameter(torch.zeros(styles, channels))
+
+    def forward(self, x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        gamma, beta = mix @ self.weight, mix @ self.bias  # (B, S) @ (S, C) -> (B, C)
+        return F.instance_norm(x) * gamma[:, :, None, None] + beta[:, :, None, None]  # (B, C) -> (B, C, 1, 1)
+
+
+def _norm(channels: int, styles: int) -> nn.Module:
+    # one style keeps nn.InstanceNorm2d: its state-dict keys and shapes are those of the one-style nets shipped
+    return nn.InstanceNorm2d(channels, affine=True) if styles == 1 else StyleNorm(channels, styles)
 
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, padding_mode="reflect")
 
 
-def _conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(_conv(c_in, c_out, kernel, stride), nn.InstanceNorm2d(c_out, affine=True),
-                         nn.ReLU(inplace=True))
+def _conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int = 1, styles: int = 1) -> nn.Sequential:
+    return nn.Sequential(_conv(c_in, c_out, kernel, stride), _norm(c_out, styles), nn.ReLU(inplace=True))
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(Conditioned):
     """x + IN(conv(ReLU(IN(conv(x))))): no ReLU after the sum (Gross & Wilber's variant, as Johnson's)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, styles: int = 1):
         super().__init__()
-        self.body = nn.Sequential(_conv_norm_relu(channels, channels, 3), _conv(channels, channels, 3),
-                                  nn.InstanceNorm2d(channels, affine=True))
+        self.body = nn.Sequential(_conv_norm_relu(channels, channels, 3, styles=styles),
+                                  _conv(channels, channels, 3), _norm(channels, styles))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, mix: torch.Tensor | None = None) -> torch.Tensor:
+        return x + run_conditioned(self.body, x, mix)
 
 
-class UpsampleConv(nn.Module):
+class UpsampleConv(Conditioned):
     """Nearest-neighbour 2x resize, then a 3x3 convolution: every output pixel sees the same number of
     inputs, so no checkerboard."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, styles: int = 1):
         super().__init__()
-        self.conv = _conv_norm_relu(c_in, c_out, 3)
+        self.conv = _conv_norm_relu(c_in, c_out, 3, styles=styles)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (B, C, 2H, 2W)
+    def forward(self, x: torch.Tensor, mix: torch.Tensor | None = None) -> torch.Tensor:
+        return run_conditioned(self.conv, F.interpolate(x, scale_factor=2.0, mode="nearest"), mix)  # (B, C, 2H, 2W)
+
 
 
 @register_model("johnson", kind="style", config_cls=JohnsonConfig, tiny={"width": 4, "blocks": 1})
 class JohnsonNet(nn.Module):
     """Johnson et al.'s image transformation network (one style): IN, residual blocks, resize-convolutions."""
 
-    arbitrary = False  # the style is in the weights
+    arbitrary = False  # the style (or the styles, each selected by name) is in the weights
 
     def __init__(self, config: JohnsonConfig):
         super().__init__()
         config.validate()
         self.config = config
-        w = config.width
-        self.down = nn.Sequential(_conv_norm_relu(3, w, 9), _conv_norm_relu(w, 2 * w, 3, 2),
-                                  _conv_norm_relu(2 * w, 4 * w, 3, 2))
-        self.res = nn.Sequential(*(ResidualBlock(4 * w) for _ in range(config.blocks)))
-        self.up = nn.Sequential(UpsampleConv(4 * w, 2 * w), UpsampleConv(2 * w, w), _conv(w, 3, 9))
+        w, s = config.width, config.styles
+        self.down = nn.Sequential(_conv_norm_relu(3, w, 9, styles=s), _conv_norm_relu(w, 2 * w, 3, 2, styles=s),
+                                  _conv_norm_relu(2 * w, 4 * w, 3, 2, styles=s))
+        self.res = nn.Sequential(*(ResidualBlock(4 * w, s) for _ in range(config.blocks)))
+        self.up = nn.Sequential(UpsampleConv(4 * w, 2 * w, s), UpsampleConv(2 * w, w, s), _conv(w, 3, 9))
 
-    def forward(self, content: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] -> (B, 3, H, W), any H, W >= 1."""
+    @property
+    def style_names(self) -> tuple[str, ...]:
+        """The names ``--style`` selects; empty for a one-style network."""
+        if self.config.styles == 1:
+            return ()
+        return self.config.style_names or tuple(str(i) for i in range(self.config.styles))
+
+    def style_mix(self, style: int | str | torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """(B, S) mixing weights from a style's index or name, or weights (S,) / (B, S) (normalised to sum 1)."""
+        count = self.config.styles
+        if count == 1:
+            if style is not None:
+                raise ConfigError("this johnson network holds one style: it takes no style choice")
+            return None
+        if style is None:
+            raise ConfigError(f"this johnson network holds {count} styles; choose one of {', '.join(self.style_names)}")
+        if isinstance(style, str):
+            if style not in self.style_names:
+                raise ConfigError(f"unknown style {style!r}; this network holds {', '.join(self.style_names)}")
+            style = self.style_names.index(style)
+        if isinstance(style, int):
+            if not 0 <= style < count:
+                raise ConfigError(f"style index {style} is outside 0..{count - 1}")
+            return F.one_hot(torch.full((batch,), style), count).float()  # (B, S)
+        mix = style.float().reshape(-1, count).expand(batch, count)  # (S,) or (B, S) -> (B, S)
+        if not torch.isfinite(mix).all() or (mix < 0).any() or (mix.sum(-1) <= 0).any():
+            raise ConfigError("style weights must be finite, >= 0 and not all 0")
+        return mix / mix.sum(-1, keepdim=True)
+
+    def forward(self, content: torch.Tensor, style: int | str | torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, 3, H, W), any H, W >= 1; ``style`` for a multi-style network (see
+        :meth:`style_mix`)."""
         check_images(content, channels=3, who="johnson")
+        mix = self.style_mix(style, content.shape[0])
+        if mix is not None:
+            mix = mix.to(content)  # the content's device and dtype
         # two stride-2 convolutions: 4 divides the padded size; 8 at least, so the 9x9 stem's and the 1/4-size
         # blocks' reflection padding (4 and 1 pixels) stays inside the image
         x, (h, w) = pad_to_multiple(content, 4, minimum=8)
-        out = self.up(self.res(self.down(x)))  # (B, 3, H', W')
-        return out[..., :h, :w]
+        out = run_conditioned(self.up, run_conditioned(self.res, run_conditioned(self.down, x, mix), mix), mix)
+        return out[..., :h, :w]  # (B, 3, H', W') -> (B, 3, H, W)
 
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
-        return (torch.rand(batch, 3, 15, 18),)  # odd sizes on purpose: the padding path runs
+        content = torch.rand(batch, 3, 15, 18)  # odd sizes on purpose: the padding path runs
+        if self.config.styles == 1:
+            return (content,)
+        return content, torch.softmax(torch.randn(batch, self.config.styles), -1)  # (B, S) style mixes
 
 
 # --------------------------------------------------------------------------------------------------

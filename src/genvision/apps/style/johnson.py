@@ -1,5 +1,7 @@
 """Fast feed-forward style (Johnson, Alahi & Fei-Fei 2016): ``genvision train style style=PAINTING.jpg
---data folder:PHOTOS [key=value ...]`` trains one :class:`genvision.models.style.JohnsonNet` per style.
+--data folder:PHOTOS [key=value ...]`` trains one :class:`genvision.models.style.JohnsonNet` per style;
+``styles=[A.jpg,B.jpg,...]`` instead trains one network for all of them (conditional instance norm,
+Dumoulin et al. 2017), each style then selected by its file's stem (``genvision stylize --style A``).
 
 Data: random ``data.patch_size`` crops of the photos (flips/rotations), in [0, 1]. Loss: the optimisation
 method's own objective (:mod:`.losses`) on the network's output ``y`` for a crop ``c``::
@@ -9,7 +11,9 @@ method's own objective (:mod:`.losses`) on the network's output ``y`` for a crop
 with the same VGG, layers and default weights as ``stylize --method optimize``, so the losses of the two
 methods' results compare directly. The style's Gram targets are computed once, at build, from the style
 image resized to a crop's area times ``objective.style_scale^2``. The style image's path is the recipe's
-``style`` and its sha256 is recorded beside it: a resume refuses a changed file.
+``style`` and its sha256 is recorded beside it: a resume refuses a changed file. With several styles, the
+i-th crop of step t is trained on style ``(t * batch + i) mod N``: every style gets the same share of
+crops, and the choice is a function of the step, so a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ... import io as gio
@@ -78,8 +83,10 @@ class FastStyleObjectiveConfig:
 
 @dataclass
 class FastStyleRecipe:
-    style: str | None = None  # the style image (a painting); required
+    style: str | None = None  # the style image (a painting); this or styles is required
     style_sha256: str | None = None  # filled in at the start of a run: a resume refuses a changed style file
+    styles: tuple[str, ...] = ()  # several style images for one network (named by their file stems)
+    styles_sha256: tuple[str, ...] = ()  # as style_sha256, one per image of styles
     arch: str = "johnson"
     model: dict[str, Any] = field(default_factory=dict)  # JohnsonConfig fields (width, blocks)
     objective: FastStyleObjectiveConfig = field(default_factory=FastStyleObjectiveConfig)
@@ -92,6 +99,13 @@ class FastStyleRecipe:
             raise ConfigError(f"unknown style arch {self.arch!r}; choose from {', '.join(ARCHS)}")
         self.model_config()
         self.objective.validate()
+        if self.style and self.styles:
+            raise ConfigError("give style=PAINTING for one style or styles=[A,B,...] for several, not both")
+        if len(self.styles) == 1:
+            raise ConfigError("styles= lists several paintings; for one, give style=PAINTING")
+        stems = [Path(p).stem for p in self.styles]
+        if len(set(stems)) != len(stems):
+            raise ConfigError(f"styles name each style by its file stem, and two share one: {', '.join(stems)}")
 
     def model_config(self):
         return arch_section(self.arch, self.model, "style", {})
@@ -102,20 +116,32 @@ def build_dataset(recipe: FastStyleRecipe) -> RandomPatchDataset:
     return folder_patches(recipe.data, "style", 3, "photos")
 
 
-def read_style(recipe: FastStyleRecipe) -> torch.Tensor:
-    """The style image (1, 3, H, W) in [0, 1]; records its sha256, or refuses a file that changed since.
-    (Checked here, when the run is built, not in ``validate``: a recipe without its style still parses.)"""
-    if not recipe.style:
-        raise ConfigError("give the style image: genvision train style style=PAINTING.jpg --data folder:PHOTOS")
-    path = Path(recipe.style).expanduser()
+def _read_checked(name: str, recorded: str | None) -> tuple[torch.Tensor, str]:
+    """A style image (1, 3, H, W) in [0, 1] and its sha256, refusing one that differs from ``recorded``."""
+    path = Path(name).expanduser()
     if not path.is_file():
         raise ConfigError(f"style image {display_path(path)} not found")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if recipe.style_sha256 not in (None, digest):
+    if recorded not in (None, digest):
         raise ConfigError(f"style image {display_path(path)} changed since this run started (sha256 "
-                          f"{digest[:12]}... is not {recipe.style_sha256[:12]}...); start a new run")
-    recipe.style_sha256 = digest
-    return gio.load_image_tensor(path, channels=3)[None]  # (1, 3, H, W)
+                          f"{digest[:12]}... is not {recorded[:12]}...); start a new run")
+    return gio.load_image_tensor(path, channels=3)[None], digest  # (1, 3, H, W)
+
+
+def read_style(recipe: FastStyleRecipe) -> list[torch.Tensor]:
+    """The style images, each (1, 3, H, W) in [0, 1]; records their sha256, or refuses a file that changed
+    since. (Checked here, when the run is built, not in ``validate``: a recipe without its style still parses.)"""
+    if recipe.styles:
+        recorded = list(recipe.styles_sha256) or [None] * len(recipe.styles)
+        if len(recorded) != len(recipe.styles):
+            raise ConfigError(f"styles_sha256 has {len(recorded)} entries for {len(recipe.styles)} styles")
+        read = [_read_checked(name, digest) for name, digest in zip(recipe.styles, recorded)]
+        recipe.styles_sha256 = tuple(digest for _, digest in read)
+        return [image for image, _ in read]
+    if not recipe.style:
+        raise ConfigError("give the style image: genvision train style style=PAINTING.jpg --data folder:PHOTOS")
+    image, recipe.style_sha256 = _read_checked(recipe.style, recipe.style_sha256)
+    return [image]
 
 
 class FastStyleObjective(Objective):
@@ -123,8 +149,8 @@ class FastStyleObjective(Objective):
 
     name = "style"
 
-    def __init__(self, model: nn.Module, config: FastStyleObjectiveConfig, data: DataInfo, *, style: torch.Tensor,
-                 total_steps: int, extractor: nn.Module | None = None):
+    def __init__(self, model: nn.Module, config: FastStyleObjectiveConfig, data: DataInfo,
+                 *, style: torch.Tensor | list[torch.Tensor], total_steps: int, extractor: nn.Module | None = None):
         super().__init__(model, config, data)
         config.validate()
         self.total_steps = total_steps
@@ -132,9 +158,14 @@ class FastStyleObjective(Objective):
         if extractor is None:
             extractor, self.backbone = loss_network(config.backbone, layers, config.backbone_weights)
         self.extractor = extractor.eval().requires_grad_(False)
-        size = area_size(*style.shape[-2:], data.image_size ** 2 * config.style_scale ** 2)
-        # the targets are fixed for the whole run: computed once, here
-        self.style_targets = mean_grams(self.extractor, [resize(style, size)], [1.0], config.style_layers)
+        styles = [style] if isinstance(style, torch.Tensor) else list(style)
+        self.style_count = len(styles)
+        per_style = []
+        for image in styles:  # the targets are fixed for the whole run: computed once, here
+            size = area_size(*image.shape[-2:], data.image_size ** 2 * config.style_scale ** 2)
+            per_style.append(mean_grams(self.extractor, [resize(image, size)], [1.0], config.style_layers))
+        # layer -> (S, C, C): row s is style s's Gram target
+        self.style_targets = {k: torch.stack([g[k] for g in per_style]) for k in config.style_layers}
         self._samples: torch.Tensor | None = None
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -148,8 +179,14 @@ class FastStyleObjective(Objective):
     def _features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.extractor(images.contiguous(memory_format=torch.channels_last))  # oneDNN's preferred layout
 
-    def losses(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The weighted terms and their sum for outputs (B, 3, H, W) of crops ``content``."""
+    def style_ids(self, step: int, batch: int) -> torch.Tensor:
+        """(B,) the style of each crop at ``step``: round-robin over crops, a function of the step alone."""
+        return (step * batch + torch.arange(batch)) % self.style_count
+
+    def losses(self, output: torch.Tensor, content: torch.Tensor,
+               style_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The weighted terms and their sum for outputs (B, 3, H, W) of crops ``content``, crop i scored
+        against style ``style_ids[i]`` (style 0 for all when None)."""
         cfg = self.config
         if next(iter(self.style_targets.values())).device != output.device:
             self.extractor.to(output.device)
@@ -159,7 +196,11 @@ class FastStyleObjective(Objective):
         features = self._features(output)
         zero = output.new_zeros(())
         c = sum((content_loss(features[k], content_targets[k]) for k in cfg.content_layers), zero) * cfg.content_weight
-        s = sum((gram_loss(gram_matrix(features[k]), t) for k, t in self.style_targets.items()), zero) * cfg.style_weight
+        ids = torch.zeros(output.shape[0], dtype=torch.long) if style_ids is None else style_ids
+        ids = ids.to(output.device)
+        # each crop's Gram against its own style's: targets (S, C, C) indexed to (B, C, C)
+        s = sum((gram_loss(gram_matrix(features[k]), t[ids]) for k, t in self.style_targets.items()),
+                zero) * cfg.style_weight
         tv = total_variation(output) * cfg.tv_weight if cfg.tv_weight > 0 else zero
         return {"loss": c + s + tv, "content": c, "style": s, "tv": tv}
 
@@ -167,9 +208,11 @@ class FastStyleObjective(Objective):
         content, _ = batch  # (B, 3, p, p) in [0, 1]; labels are -1
         if self._samples is None:
             self._samples = content[:3].detach().float().cpu().contiguous()
+        ids = self.style_ids(ctx.step, content.shape[0]) if self.style_count > 1 else None
         with ctx.autocast():
-            output = self.model(content)
-        parts = self.losses(output.float(), content)
+            # one-hot (B, S) mixes: each crop through its own style's norms
+            output = self.model(content) if ids is None else self.model(content, F.one_hot(ids, self.style_count))
+        parts = self.losses(output.float(), content, ids)
         ctx.update(parts["loss"], "model")
         return {k: v.detach() for k, v in parts.items()}
 
@@ -179,20 +222,30 @@ class FastStyleObjective(Objective):
         if self._samples is None:
             return None
         device = next(network.parameters()).device
-        out = network(self._samples.to(device)).float().cpu().clamp(0, 1)
+        if self.style_count == 1:
+            out = network(self._samples.to(device))
+        else:  # the sampled crops in styles 0, 1, 2, ...: one row each
+            ids = torch.arange(len(self._samples)) % self.style_count
+            out = network(self._samples.to(device), F.one_hot(ids, self.style_count))
+        out = out.float().cpu().clamp(0, 1)
         rows = torch.stack([self._samples, out], dim=1).flatten(0, 1)  # (n, 2, 3, p, p) -> (2n, 3, p, p)
         return rows * 2 - 1  # the trainer's grids are in [-1, 1]
 
 
 RECIPE = FastStyleRecipe
-DESCRIPTION = ("fast feed-forward style (Johnson et al., arch=johnson): one network per style=PAINTING, trained "
-               "on random photo crops with the optimisation method's Gram/content losses on VGG-19")
+DESCRIPTION = ("fast feed-forward style (Johnson et al., arch=johnson): one network per style=PAINTING (or one "
+               "for styles=[A,B,...], conditional instance norm), trained on random photo crops with the "
+               "optimisation method's Gram/content losses on VGG-19")
 
 
 def build(recipe: FastStyleRecipe, data: DataInfo, *, extractor: nn.Module | None = None):
     recipe.validate()
     config = recipe.model_config()
-    recipe.model = dataclasses.asdict(config)
+    if recipe.styles:  # the network's style count and names come from the recipe's images
+        config.styles, config.style_names = len(recipe.styles), tuple(Path(p).stem for p in recipe.styles)
+    elif config.styles != 1:
+        raise ConfigError("model.styles is set from styles=[A,B,...]; with one style=PAINTING leave it at 1")
+    recipe.model = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
     style = read_style(recipe)
     model = create_model(recipe.arch, config)
     return model, FastStyleObjective(model, recipe.objective, data, style=style, total_steps=recipe.train.steps,
