@@ -21,6 +21,9 @@ inference speed against the peer, and the losses of their outputs relative to th
 Phases: ``--phase johnson`` and ``--phase adain`` each only train (so the two can run side by side,
 ``--train-threads 1`` each, one core apiece: their minutes are then CPU-minutes); ``--phase evaluate`` only
 measures, on the runs those left in ``--runs``; ``--phase all`` (the default) does the three in turn.
+``--phase multi`` trains one network for the seven paintings (``--multi-styles``; conditional instance norm)
+for a fixed ``--multi-steps``, and ``--phase evaluate-multi`` scores it per painting, against the one-style
+net of ``--style`` and the optimisation, and writes a grid (table ``style-multi``).
 Time the evaluation only on an otherwise idle machine (two OpenMP jobs on two cores slow each other far
 more than 2x).
 """
@@ -44,7 +47,7 @@ import harness
 from genvision import io as gio
 from genvision.apps.style import pipeline
 from genvision.apps.style.fast import load_style_model, run
-from genvision.apps.style.optimize import area_size, resize
+from genvision.apps.style.optimize import area_size, fit_size, resize
 
 # ----------------------------------------------------------------------------- the peer
 
@@ -160,8 +163,88 @@ def relative_losses(image: torch.Tensor, reference: torch.Tensor, content: torch
             "content_vs_optimize": ours["content"] / base["content"], "total_vs_optimize": ours["total"] / base["total"]}
 
 
+def save_grid(contents: dict, per_style: list[list[torch.Tensor]], names, path: Path, height: int = 160) -> None:
+    """One row per content photo: the photo, then its pastiche in each painting (``names`` order), all
+    ``height`` px tall; rows padded with white to the widest."""
+    rows = []
+    for i, photo in enumerate(contents.values()):
+        h, w = photo.shape[-2:]
+        side = (height, round(w * height / h))
+        tiles = [resize(photo, side)[0]] + [resize(outs[i][None], side)[0] for outs in per_style]  # each (3, h, w)
+        rows.append(torch.cat(tiles, dim=2))  # (3, height, 8 w)
+    width = max(r.shape[-1] for r in rows)
+    grid = torch.cat([F.pad(r, (0, width - r.shape[-1]), value=1.0) for r in rows], dim=1)  # (3, rows*height, W)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gio.save_image(grid.clamp(0, 1), path, value_range=(0.0, 1.0),
+                   metadata={"columns": ["photo", *names], "rows": list(contents)})
+    print(f"wrote {path}")
+
+
 def evaluate_multi(args, runs: Path, paintings: Path, photos: Path) -> None:
-    raise NotImplementedError
+    """The one network for every painting (``--phase multi``), per painting: the style and content losses of
+    its outputs on every content photo at ``--loss-size``, and how much of the photo's own style loss is
+    left (``style_vs_photo``: 1 = no style at all, the optimisation reaches ~0.01-0.05). On
+    ``--style`` also against the one-style net ``--single`` and ``stylize --method optimize`` (the
+    ``style-fast`` row's protocol), and the speed of both at ``--size``. A grid of every painting."""
+    torch.set_num_threads(args.threads)
+    model = load_style_model(str(runs / "johnson-paintings"))
+    single = load_style_model(args.single)
+    names = model.style_names
+    contents = {p.stem: gio.load_image_tensor(p, channels=3)[None] for p in sorted(photos.glob("*.jpg"))}
+    loss_size = 64 if args.smoke else args.loss_size
+    contents = {k: resize(v, fit_size(*v.shape[-2:], loss_size)) for k, v in contents.items()}  # longest side
+    steps_done, train_s = harness.run_summary(runs / "johnson-paintings")
+    recipe = (f"johnson width 32, {len(names)} styles (conditional instance norm), {steps_done} steps x "
+              f"{args.batch} crops of {args.patch} px, round-robin styles, style_scale {args.style_scale}")
+    grid_rows, style_left = [], []
+    for name in names:
+        style = gio.load_image_tensor(paintings / f"{name}.jpg", channels=3)[None]
+        per_photo = []
+        row_images = []
+        for stem, content in contents.items():
+            out = run(model, content, [name]).image
+            ours = pipeline.style_losses(out, content, style)
+            photo = pipeline.style_losses(content, content, style)
+            per_photo.append({"style": ours["style"], "content": ours["content"],
+                              "style_vs_photo": ours["style"] / photo["style"]})
+            if name == args.style.removesuffix(".jpg"):
+                alone = pipeline.style_losses(run(single, content).image, content, style)
+                per_photo[-1].update({"single_style": alone["style"], "single_content": alone["content"],
+                                      "single_style_vs_photo": alone["style"] / photo["style"]})
+            row_images.append(out)
+        quality = {k: statistics.mean(r[k] for r in per_photo) for k in per_photo[0]}
+        print(name, {k: round(v, 4) for k, v in quality.items()})
+        grid_rows.append(row_images)
+        style_left.append(quality["style_vs_photo"])
+        if not args.smoke:
+            harness.record("style-multi", f"johnson-paintings {name}", recipe=recipe, wall_s=train_s,
+                           quality={**quality, "photos": len(contents)},
+                           notes=f"losses at {loss_size} px (longest side), mean over {', '.join(contents)}")
+    # the style-fast row's protocol on --style: tubingen at --loss-size against --method optimize
+    content = contents.get(Path(args.content).stem)
+    style = gio.load_image_tensor(paintings / args.style, channels=3)[None]
+    steps = 2 if args.smoke else int(args.optimize_steps)
+    reference = pipeline.transfer(content, [style], size=None, steps=steps).image
+    multi_q = relative_losses(run(model, content, [args.style.removesuffix(".jpg")]).image, reference, content, style)
+    single_q = relative_losses(run(single, content).image, reference, content, style)
+    size = 128 if args.smoke else args.size
+    square = resize(content, (size, size))
+    multi_s = timed(lambda: run(model, square, [args.style.removesuffix(".jpg")]), args.repeats)
+    single_s = timed(lambda: run(single, square), args.repeats)
+    print(f"vs optimize: multi {multi_q}\n  single {single_q}\nspeed {size}px: multi {multi_s:.2f} s, single "
+          f"{single_s:.2f} s")
+    save_grid(contents, grid_rows, names, Path(args.grid))
+    if args.smoke:
+        print("smoke run: nothing recorded")
+        return
+    harness.record("style-multi", f"johnson-paintings {args.style} vs one-style net and optimize {size}px",
+                   recipe=recipe, wall_s=train_s,
+                   throughput={"multi_s": multi_s, "single_s": single_s, "multi_vs_single_time": multi_s / single_s,
+                               "threads": args.threads},
+                   quality={**multi_q, **{f"single_{k}": v for k, v in single_q.items()},
+                            "mean_style_vs_photo": statistics.mean(style_left), "paintings": len(names)},
+                   notes=f"{args.content} at {loss_size} px; optimize {steps} steps per scale; one-style net "
+                         f"{args.single}")
 
 
 def main(argv=None) -> None:
@@ -191,10 +274,15 @@ def main(argv=None) -> None:
     parser.add_argument("--multi-styles", default="candy,mosaic,rain-princess,shipwreck,starry_night,the_scream,udnie",
                         help="--phase multi: the paintings (stems in style-images/style; rain-princess-cropped is "
                              "a crop of rain-princess, so it is left out)")
+    parser.add_argument("--single", default="zoo:johnson-starry-night",
+                        help="--phase evaluate-multi: the one-style net of --style to compare with")
+    parser.add_argument("--grid", default="docs/images/style-multi-paintings.png",
+                        help="--phase evaluate-multi: where the grid of every painting goes")
     parser.add_argument("--multi-minutes", type=float, default=90.0, help="--phase multi: a safety budget only")
     parser.add_argument("--phase", choices=("all", "johnson", "adain", "evaluate", "multi", "evaluate-multi"),
                         default="all")
-    parser.add_argument("--runs", default="benchmarks/results/runs/style-fast")
+    parser.add_argument("--runs", default=None,
+                        help="where the runs go [default: benchmarks/results/runs/style-fast; --smoke: a temp folder]")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and 2 steps; records nothing")
     args = parser.parse_args(argv)
     train_threads = args.train_threads or args.threads
@@ -202,7 +290,7 @@ def main(argv=None) -> None:
     data = Path(args.data_root)
     paintings, photos = data / "style-images" / "style", data / "style-images" / "content"
     style_path, held_path, content_path = paintings / args.style, paintings / args.hold_out, photos / args.content
-    runs = Path(tempfile.mkdtemp()) if args.smoke else Path(args.runs)
+    runs = Path(args.runs or (tempfile.mkdtemp() if args.smoke else "benchmarks/results/runs/style-fast"))
     patch, batch = (32, 2) if args.smoke else (args.patch, args.batch)
     j_steps, a_steps = (2, 2) if args.smoke else (args.johnson_steps, args.adain_steps)
     size, loss_size = (128, 64) if args.smoke else (args.size, args.loss_size)

@@ -130,6 +130,22 @@ SPECS = (
          "content: sr-train photos (see above); style: van Gogh, The Starry Night (public domain)",
          {"style loss vs optimisation": ("style-fast/johnson-starry-night.jpg-1024px-vs-transformernet-eager.json",
                                          "style_vs_optimize")}, notes=(NC_NOTE,)),
+    Spec("johnson-paintings", ("fast style transfer, seven paintings in one network (candy, mosaic, rain-princess, "
+                               "shipwreck, starry_night, the_scream, udnie; --style NAME, mixable)"),
+         "style-fast/johnson-paintings",
+         "python benchmarks/style_fast.py --phase evaluate-multi --runs RUN_PARENT (see docs/BENCHMARKS.md, style-multi)",
+         ("content: sr-train photos (see above); styles: the seven paintings of shared/data/style-images/style "
+          "(pytorch/examples and their sources: van Gogh, Munch, Turner, Picabia public domain; candy and mosaic of "
+          "unstated origin; rain-princess by Leonid Afremov, whose copyright may apply)"),
+         {"style loss vs optimisation, starry_night": (
+              "style-multi/johnson-paintings-starry-night.jpg-vs-one-style-net-and-optimize-1024px.json",
+              "style_vs_optimize"),
+          "style loss left vs the photo, mean of 7 paintings": (
+              "style-multi/johnson-paintings-starry-night.jpg-vs-one-style-net-and-optimize-1024px.json",
+              "mean_style_vs_photo")},
+         notes=(NC_NOTE, ("conditional instance norm (Dumoulin et al. 2017): one scale and shift per painting in every "
+                          "instance norm, all convolutions shared; --style NAME chooses a painting, several names "
+                          "with --style-weights blend them"))),
     Spec("adain-vgg19", "arbitrary style transfer (AdaIN decoder; any style image at inference)", "style-fast/adain",
          "python benchmarks/style_fast.py --phase evaluate --runs RUN_PARENT (see docs/BENCHMARKS.md, style-fast)",
          ("content: sr-train photos (see above); styles: the paintings in shared/data/style-images (public-domain "

@@ -19,6 +19,8 @@ ROWS = {
     "demo-sr-crops.jpg": (["sr-crops.png"], None),
     "demo-style.jpg": (["amber.jpg", "style-optimize.png", "style-fast.png", "style-adain-scream.png",
                         "style-adain-blend.png"], 192),
+    "demo-paintings.jpg": (["amber.jpg", *(f"style-paintings-{name}.png" for name in (
+        "candy", "mosaic", "rain-princess", "shipwreck", "starry_night", "the_scream", "udnie", "candy-udnie"))], 128),
     "demo-restore.jpg": (["denoise-input.png", "denoise-dncnn.png", "inpaint-input.png", "inpaint-lama-photos.png"],
                          180),
     "demo-explain.jpg": (["explain-dog.png"], None),

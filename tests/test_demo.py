@@ -33,6 +33,7 @@ def test_every_panel_runs_and_lands_in_one_report(demo_run, capsys):
     for name in ("samples.png", "generate-dcgan-mnist.png", "generate-cvae-mnist.png", "generate-dit-mnist.png",
                  "walk-gan-seeds.png", "traverse-vae.png", "sr-crops.png", "edit-chain.png", "denoise-dncnn.png",
                  "inpaint-lama-photos.png", "style-optimize.png", "style-fast.png", "style-adain-blend.png",
+                 "style-paintings-candy.png", "style-paintings-candy-udnie.png",
                  "translate-digits.png", "explain-dog.png", "search-dog-crop.png", "codec-decoded.png"):
         assert f'src="{name}"' in page, name
         assert (out / name).is_file(), name

@@ -18,7 +18,7 @@ from genvision.apps.style.arbitrary import StyleImages, style_loss
 from genvision.apps.style.backbones import attach_encoder, random_trunk
 from genvision.apps.style.fast import load_style_model, run
 from genvision.apps.style.johnson import FastStyleObjective, FastStyleObjectiveConfig
-from genvision.checkpoints import load_pretrained
+from genvision.checkpoints import load_pretrained, save_pretrained
 from genvision.cli import main
 from genvision.errors import ConfigError
 from genvision.models.style import (
@@ -349,6 +349,72 @@ def test_stylize_refuses_on_one_line_and_writes_nothing(trained, folders, tmp_pa
     code, _, stderr = _cli(["stylize", str(content), *argv, "-o", str(target)], capsys)
     assert code != 0 and message in stderr and len(stderr.strip().splitlines()) == 1
     assert not target.exists() and not (tmp_path / "never.png.json").exists()
+
+
+@pytest.fixture(scope="module")
+def paintings_model(tmp_path_factory):
+    """A tiny saved Johnson net of three named styles, their norms' scales and shifts drawn apart."""
+    torch.manual_seed(0)
+    model = JohnsonNet(JohnsonConfig(width=4, blocks=1, styles=3, style_names=("candy", "mosaic", "udnie")))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim == 2:  # StyleNorm's (S, C) rows
+                param.add_(torch.randn_like(param) * 0.5)
+    directory = tmp_path_factory.mktemp("paintings") / "model"
+    save_pretrained(model, directory)
+    return directory
+
+
+def test_stylize_chooses_and_mixes_the_styles_of_a_multi_style_net(paintings_model, tmp_path, capsys):
+    content = tmp_path / "c.png"
+    _save(smooth_image(33, 40, 4), content)
+    outputs = {}
+    for label, argv in (("candy", ["--style", "candy"]), ("udnie", ["--style", "udnie"]),
+                        ("mix", ["--style", "candy", "--style", "udnie", "--style-weights", "1,3"])):
+        out = tmp_path / f"{label}.png"
+        code, _, stderr = _cli(["stylize", str(content), "--model", str(paintings_model), *argv, "-o", str(out)],
+                               capsys)
+        assert code == 0, stderr
+        outputs[label] = np.asarray(Image.open(out), dtype=np.float32)
+        sidecar = json.loads(out.with_name(out.name + ".json").read_text())
+        assert sidecar["method"] == "fast" and sidecar["styles"] == []  # names are not files
+    assert sidecar["style_names"] == ["candy", "udnie"] and sidecar["style_weights"] == [0.25, 0.75]
+    assert outputs["candy"].shape == (33, 40, 3)
+    assert np.abs(outputs["candy"] - outputs["udnie"]).mean() > 1  # different styles, different pixels
+    # the mix blends the norms, so the image lies between neither end exactly
+    assert np.abs(outputs["mix"] - outputs["udnie"]).mean() > 0.1 and np.abs(outputs["mix"] - outputs["candy"]).mean() > 0.1
+    model = load_style_model(str(paintings_model))
+    same = run(model, content, ["udnie"]).image
+    assert torch.equal(same, run(model, content, ["udnie", "candy"], [1.0, 0.0]).image)
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "holds 3 styles: choose with --style NAME (candy, mosaic, udnie)"),
+    (["--style", "starry"], "--style starry is not one of"),
+    (["--style", "candy", "--alpha", "0.5"], "--alpha is for adain models"),
+    (["--style", "candy", "--style", "udnie", "--style-weights", "1"], "weights"),
+])
+def test_a_multi_style_net_refuses_bad_choices_on_one_line(paintings_model, tmp_path, capsys, argv, message):
+    content = tmp_path / "c.png"
+    _save(smooth_image(32, 32, 4), content)
+    target = tmp_path / "never.png"
+    code, _, stderr = _cli(["stylize", str(content), "--model", str(paintings_model), *argv, "-o", str(target)],
+                           capsys)
+    assert code != 0 and message in stderr and len(stderr.strip().splitlines()) == 1
+    assert not target.exists()
+
+
+def test_multi_style_recipes_refuse_ambiguous_style_lists(folders):
+    from genvision.config import load_recipe
+    from genvision.workflows.train import get_family
+
+    recipe_cls = get_family("style").recipe_cls
+    art = [str(folders / "paintings" / f"art{i}.png") for i in range(2)]
+    for overrides, message in (([f"style={art[0]}", f"styles=[{art[0]},{art[1]}]"], "not both"),
+                               ([f"styles=[{art[0]}]"], "for one, give style=PAINTING"),
+                               ([f"styles=[{art[0]},{folders / 'photos' / 'art0.png'}]"], "share one")):
+        with pytest.raises(ConfigError, match=message):
+            load_recipe(recipe_cls, None, overrides)
 
 
 def test_colour_preservation_keeps_the_content_chroma(trained):

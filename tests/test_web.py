@@ -140,6 +140,23 @@ def test_stylize_with_the_fast_zoo_model(photo, workspace):
     assert sidecar_of(result)["zoo_model"] == "zoo:johnson-starry-night"
 
 
+def test_stylize_with_a_painting_of_the_multi_style_zoo_model(photo, workspace):
+    choices = handlers.painting_choices()
+    assert [c for c in choices if c.startswith("zoo:johnson-paintings / ")] == [
+        f"zoo:johnson-paintings / {name}"
+        for name in ("candy", "mosaic", "rain-princess", "shipwreck", "starry_night", "the_scream", "udnie")]
+    outs = {}
+    for name in ("candy", "udnie"):
+        result = handlers.stylize(str(photo), "zoo:johnson-paintings", None, 5, workspace,
+                                  painting=f"zoo:johnson-paintings / {name}")
+        assert sidecar_of(result)["painting"] == name and sidecar_of(result)["zoo_model"] == "zoo:johnson-paintings"
+        outs[name] = pixels(result.image)
+    assert outs["candy"].shape == (64, 64, 3) and psnr(outs["candy"], outs["udnie"]) < 25  # two paintings
+    for painting in (None, "zoo:johnson-starry-night / udnie", "zoo:johnson-paintings / ../../etc"):
+        with pytest.raises(ConfigError, match="holds several paintings: choose one of candy, mosaic"):
+            handlers.stylize(str(photo), "zoo:johnson-paintings", None, 5, workspace, painting=painting)
+
+
 def test_stylize_optimisation_uses_the_style_upload(tmp_path, workspace):
     real("vgg19")
     content, style = crop("dog", tmp_path), crop("horses", tmp_path, (0, 0, 64, 64))

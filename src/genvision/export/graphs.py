@@ -170,6 +170,9 @@ def graphs_for(model: nn.Module) -> list[Graph]:
         if model.arbitrary:
             return [_graph("model", _Call(model, lambda m, c, s: m(c, s)), example, ("content", "style"), "stylized",
                            (IMAGE_AXES, IMAGE_AXES))]
+        if getattr(model, "style_names", ()):  # a multi-style net: its (B, S) style mix is an input
+            return [_graph("model", _Call(model, lambda m, c, mix: m(c, mix)), example, ("content", "style_mix"),
+                           "stylized", (IMAGE_AXES, BATCH_AXIS))]
         return [_graph("model", _Call(model, lambda m, c: m(c)), example, ("content",), "stylized", (IMAGE_AXES,))]
     if isinstance(model, Embedding) and kind == "embed":
         return [_graph("model", _Call(model, lambda m, x: m.embed(x)), example, ("images",), "vectors",

@@ -177,7 +177,8 @@ class JohnsonNet(nn.Module):
         return self.config.style_names or tuple(str(i) for i in range(self.config.styles))
 
     def style_mix(self, style: int | str | torch.Tensor | None, batch: int) -> torch.Tensor | None:
-        """(B, S) mixing weights from a style's index or name, or weights (S,) / (B, S) (normalised to sum 1)."""
+        """(B, S) mixing weights from a style's index or name, or weights (S,) / (B, S), each row >= 0 and not
+        all 0 (normalised to sum 1)."""
         count = self.config.styles
         if count == 1:
             if style is not None:
@@ -193,9 +194,9 @@ class JohnsonNet(nn.Module):
             if not 0 <= style < count:
                 raise ConfigError(f"style index {style} is outside 0..{count - 1}")
             return F.one_hot(torch.full((batch,), style), count).float()  # (B, S)
+        # no check of the values here: it would be data-dependent control flow, which export cannot trace;
+        # the weights users give are checked where they are parsed (settings.parse_style_weights)
         mix = style.float().reshape(-1, count).expand(batch, count)  # (S,) or (B, S) -> (B, S)
-        if not torch.isfinite(mix).all() or (mix < 0).any() or (mix.sum(-1) <= 0).any():
-            raise ConfigError("style weights must be finite, >= 0 and not all 0")
         return mix / mix.sum(-1, keepdim=True)
 
     def forward(self, content: torch.Tensor, style: int | str | torch.Tensor | None = None) -> torch.Tensor:

@@ -161,14 +161,18 @@ def build_app(workspace: Workspace):
                                 elem_id="stylize-style", height=120)
             with gr.Row():
                 model = _model_choice("stylize", (handlers.OPTIMIZE,))
+                paintings = handlers.painting_choices()
+                painting = gr.Dropdown(paintings, value=paintings[0] if paintings else None,
+                                       label="Painting (multi-style fast nets)", elem_id="stylize-painting")
                 steps = gr.Slider(1, handlers.MAX_STYLE_STEPS, value=10, step=1, label="Steps (optimize)")
             run = gr.Button("Stylize", variant="primary", elem_id="stylize-run")
             image, files, status = _outputs("stylize")
 
-            def stylize(upload, style, model, steps, progress=track):
-                return outcome(lambda: handlers.stylize(upload, model, style, steps, workspace, _reporter(progress)))
+            def stylize(upload, style, model, painting, steps, progress=track):
+                return outcome(lambda: handlers.stylize(upload, model, style, steps, workspace, _reporter(progress),
+                                                        painting))
 
-            run.click(stylize, [upload, style, model, steps], [image, files, status])
+            run.click(stylize, [upload, style, model, painting, steps], [image, files, status])
 
         with gr.Tab("Translate", id="translate"):
             upload = _upload("translate")

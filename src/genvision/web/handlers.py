@@ -35,7 +35,7 @@ from ..apps.edit.inpaint import inpaint_array
 from ..apps.retrieval.commands import contact_sheet
 from ..apps.retrieval.store import Index
 from ..apps.sr.pipeline import resolve_sr_model, upscale_image
-from ..apps.style.fast import load_style_model
+from ..apps.style.fast import load_style_model, model_style_names
 from ..apps.style.fast import run as run_style_model
 from ..apps.style.pipeline import transfer
 from ..apps.style.settings import settings_from
@@ -254,9 +254,15 @@ def _unit_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float().div_(255.0)
 
 
+def painting_choices() -> list[str]:
+    """``zoo:NAME / STYLE`` for every style of the zoo's multi-style fast nets (what the Painting menu offers)."""
+    return [f"{spec} / {name}" for spec in zoo_choices("stylize") for name in model_style_names(spec)]
+
+
 def stylize(upload: str, method: str, style_upload: str | None, steps: int, workspace: Workspace,
-            progress: Progress = _no_progress) -> Result:
-    """A zoo style model (Johnson's fast net; AdaIN with a style upload) or a short Gatys optimisation."""
+            progress: Progress = _no_progress, painting: str | None = None) -> Result:
+    """A zoo style model (Johnson's fast net; one of a multi-style net's ``painting``s, ``zoo:NAME / STYLE``;
+    AdaIN with a style upload) or a short Gatys optimisation."""
     content = _unit_tensor(workspace.load(upload, what="content image"))
     style = None if style_upload is None else _unit_tensor(workspace.load(style_upload, what="style image"))
     if method == OPTIMIZE:
@@ -274,8 +280,14 @@ def stylize(upload: str, method: str, style_upload: str | None, steps: int, work
         if net.arbitrary and style is None:
             raise ConfigError(f"{method} takes any style: upload a style image")
         styles = [style] if net.arbitrary else []
+        names = () if net.arbitrary else net.style_names
+        if names:  # a multi-style net: the Painting menu's choice, which must be one of this model's
+            model_of, _, name = (painting or "").rpartition(" / ")
+            if model_of != method or name not in names:
+                raise ConfigError(f"{method} holds several paintings: choose one of {', '.join(names)}")
+            styles = [name]
         result = run_style_model(net, content, styles, size=STYLE_SIZE if net.arbitrary else None)
-        record = {**result.to_json(), "zoo_model": method}
+        record = {**result.to_json(), "zoo_model": method, **({"painting": styles[0]} if names else {})}
     path = workspace.path("stylize", ".png")
     gio.save_image(result.image, path, metadata=record, value_range=(0.0, 1.0))
     h, w = result.image.shape[-2:]

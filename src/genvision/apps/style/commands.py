@@ -23,7 +23,7 @@ from ...outputs import OutputGuard
 from ...jobs import Shard
 from ...runtime import select_device
 from ...tiling import check_output_suffix, process_path
-from .fast import load_style_model, model_method
+from .fast import load_style_model, model_method, model_style_names
 from .fast import run as run_model
 from .pipeline import as_image, as_mask, transfer
 from .settings import (
@@ -56,7 +56,8 @@ def output_path(content: str, output: str) -> Path:
 @click.command()
 @click.argument("content", type=click.Path())
 @click.option("--style", "styles", multiple=True, type=click.Path(),
-              help="A style image (a painting); repeat for several, mixed by --style-weights (optimize, adain).")
+              help="A style image (a painting); repeat for several, mixed by --style-weights (optimize, adain). "
+                   "For a fast model of several styles: a style's name (e.g. zoo:johnson-paintings' candy).")
 @click.option("--style-weights", help="One weight per --style, e.g. 0.7,0.3 (normalised to sum 1) [default: equal].")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output image (.png, .jpg, .webp), or a folder (CONTENT's name as .png); never an input.")
@@ -114,7 +115,8 @@ def stylize(ctx, content, styles, style_weights, output, method, model_dir, alph
     records every setting.
 
     --model RUN runs a trained network instead, in a second or less: a fast (Johnson et al.) net applies
-    the one style it was trained for; an AdaIN model takes any --style (several mixed by --style-weights)
+    the one style it was trained for, or, holding several, the one --style NAME chooses (several names
+    mixed by --style-weights); an AdaIN model takes any --style image (several mixed by --style-weights)
     and --alpha. --preserve-color and --mask apply to their results too.
 
     A folder CONTENT gives a folder of PNGs with the same relative names (each with its sidecar); --shard
@@ -202,31 +204,41 @@ def _model_method(ctx, content, styles, style_weights, output, method, model_dir
              if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
     if given:
         raise click.UsageError(f"--{given[0].replace('_', '-')} is for --method optimize, not {method}")
-    if method == "fast" and (styles or style_weights or alpha is not None):
-        raise click.UsageError("a fast model has its style in its weights: --style, --style-weights and --alpha are "
-                               "for adain models")
+    names = model_style_names(model_dir) if method == "fast" else ()
+    if method == "fast" and alpha is not None:
+        raise click.UsageError("--alpha is for adain models")
+    if method == "fast" and not names and (styles or style_weights):
+        raise click.UsageError("a fast model has its style in its weights: --style and --style-weights are for adain "
+                               "models and fast models of several styles")
+    if names and not styles:
+        raise click.UsageError(f"{model_dir} holds {len(names)} styles: choose with --style NAME "
+                               f"({', '.join(names)})")
+    unknown = [name for name in styles if names and name not in names]
+    if unknown:
+        raise click.UsageError(f"--style {unknown[0]} is not one of {model_dir}'s styles: {', '.join(names)}")
     if method == "adain" and not styles:
         raise click.UsageError("an adain model needs at least one --style image")
     weights = parse_style_weights(style_weights, len(styles)) if styles else None
+    style_files = () if names else styles  # a multi-style fast net's --style values are names, not files
 
     def apply(content_img, mask_img, progress):
         result = run_model(model, content_img, style_imgs, weights, alpha=1.0 if alpha is None else alpha,
                            size=size or None, style_scale=style_scale, preserve_color=preserve_color, mask=mask_img,
                            feather_radius=feather)
-        return result, {"preserve_color": preserve_color}
+        return result, {"preserve_color": preserve_color, **({"style_names": list(styles)} if names else {})}
 
     if job is not None:
-        style_imgs = [as_image(path, "style") for path in styles]
+        style_imgs = list(styles) if names else [as_image(path, "style") for path in styles]
         model = load_style_model(model_dir, device=select_device(device), encoder_weights=backbone_weights)
-        _folder_job(content, output, apply, styles, overwrite, *job)
+        _folder_job(content, output, apply, style_files, overwrite, *job)
         return
     out = output_path(content, output)
-    inputs = [content, *styles, *(p for p in (mask, backbone_weights) if p is not None)]
+    inputs = [content, *style_files, *(p for p in (mask, backbone_weights) if p is not None)]
     OutputGuard(overwrite=overwrite).add_inputs(*inputs).claim(out, sidecar=True)
     content_img = as_image(content, "content")
-    style_imgs = [as_image(path, "style") for path in styles]
+    style_imgs = list(styles) if names else [as_image(path, "style") for path in styles]
     mask_img = None if mask is None else as_mask(mask, tuple(content_img.shape[-2:]), display_path(mask))
     model = load_style_model(model_dir, device=select_device(device), encoder_weights=backbone_weights)
-    result = _write(apply, content, content_img, mask, mask_img, styles, out, progress=False)
+    result = _write(apply, content, content_img, mask, mask_img, style_files, out, progress=False)
     click.echo(f"wrote {display_path(out)} ({result.image.shape[-1]}x{result.image.shape[-2]}, {method}, "
                f"{result.seconds:.2f} s)")

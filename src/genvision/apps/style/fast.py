@@ -1,9 +1,12 @@
-"""Running a trained style network: a Johnson net (its one style) or AdaIN (any style images, mixed by
-weights, with the content-style trade-off ``alpha``), on a content image of any size::
+"""Running a trained style network: a Johnson net (its one style, or the styles it holds, chosen by name
+and mixed by weights) or AdaIN (any style images, mixed by weights, with the content-style trade-off
+``alpha``), on a content image of any size::
 
     from genvision.apps.style.fast import load_style_model, stylize_with
     model = load_style_model("runs/adain-sr-train")
     image = stylize_with(model, "photo.jpg", ["candy.jpg", "udnie.jpg"], weights=[0.5, 0.5], alpha=0.8)
+    paintings = load_style_model("zoo:johnson-paintings")  # one network, seven paintings
+    image = stylize_with(paintings, "photo.jpg", ["candy", "udnie"], weights=[0.5, 0.5])
 
 The whole image goes through the network at once: instance norm and AdaIN use statistics of the whole
 feature map, so tiles would each get their own statistics and show seams. Colour preservation and masks
@@ -42,6 +45,31 @@ def model_method(spec: str) -> str:
     return METHOD_OF_ARCH[card["model"]]
 
 
+def model_style_names(spec: str) -> tuple[str, ...]:
+    """The style names a multi-style fast model holds (empty for one style or AdaIN), read from its card."""
+    names = ckpt.read_model_card(spec)["config"].get("style_names") or ()
+    return tuple(str(n) for n in names) if isinstance(names, list) else ()
+
+
+def _named_mix(model: nn.Module, styles: Sequence[ImageLike], weights: tuple[float, ...]) -> torch.Tensor | None:
+    """(S,) style weights for a multi-style Johnson net from style names; None for a one-style net."""
+    names = getattr(model, "style_names", ())
+    if not names:
+        if styles:
+            raise ConfigError("this fast model has its style in its weights; --style is for adain and optimize")
+        return None
+    if not styles:
+        raise ConfigError(f"this fast model holds {len(names)} styles: choose with --style NAME "
+                          f"({', '.join(names)})")
+    mix = torch.zeros(len(names))
+    for style, weight in zip(styles, weights):
+        if not isinstance(style, str) or style not in names:
+            shown = style if isinstance(style, str) else "an image"
+            raise ConfigError(f"--style {shown} is not one of this model's styles: {', '.join(names)}")
+        mix[names.index(style)] += weight
+    return mix
+
+
 def load_style_model(spec: str, *, device: str | torch.device = "cpu", encoder_weights: str | None = None) -> nn.Module:
     """A trained style model from its run or model directory, in eval mode, with AdaIN's encoder attached."""
     model = ckpt.load_pretrained(spec, kind="style")
@@ -66,10 +94,9 @@ class FastResult:
 def run(model: nn.Module, content: ImageLike, styles: Sequence[ImageLike] = (), weights: Sequence[float] | None = None,
         *, alpha: float = 1.0, size: int | None = None, style_scale: float = 1.0, preserve_color: bool = False,
         mask: ImageLike | None = None, feather_radius: int | None = None, channels_last: bool = True) -> FastResult:
-    """Stylise ``content`` with a loaded model; ``styles`` only for AdaIN (weights normalised to sum 1),
-    style images resized to the content's area times ``style_scale^2`` as the optimisation method does."""
-    if not model.arbitrary and styles:
-        raise ConfigError("this fast model has its style in its weights; --style is for adain and optimize")
+    """Stylise ``content`` with a loaded model. ``styles``: AdaIN's style images, resized to the content's area
+    times ``style_scale^2`` as the optimisation method does, or a multi-style fast net's style names; mixed
+    by ``weights`` (normalised to sum 1)."""
     if model.arbitrary and not styles:
         raise ConfigError("an adain model needs at least one --style image")
     if not 0.0 <= alpha <= 1.0 or (alpha != 1.0 and not model.arbitrary):
@@ -81,6 +108,7 @@ def run(model: nn.Module, content: ImageLike, styles: Sequence[ImageLike] = (), 
     height, width = fit_size(*content_img.shape[-2:], size)
     content_img = resize(content_img, (height, width)).to(device)  # (1, 3, H, W)
     style_weights = parse_style_weights(None if weights is None else list(weights), len(styles)) if styles else ()
+    mix = None if model.arbitrary else _named_mix(model, styles, style_weights)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=layout)  # NHWC: oneDNN's preferred convolution layout on CPU
     with torch.inference_mode():
@@ -96,7 +124,7 @@ def run(model: nn.Module, content: ImageLike, styles: Sequence[ImageLike] = (), 
                 prepared.append(resize(style_img, style_size).to(device).contiguous(memory_format=layout))
             out = model.stylize(x, prepared, style_weights, alpha)
         else:
-            out = model(x)
+            out = model(x) if mix is None else model(x, mix.to(device))
         rgb = out.float().clamp(0.0, 1.0)  # (1, 3, H, W)
         if preserve_color:
             rgb = combine_luminance(luminance(rgb), content_img)  # the content's chroma, the result's luminance
@@ -120,4 +148,4 @@ def stylize_with(model: nn.Module | str, content: ImageLike, styles: Sequence[Im
     return run(model, content, styles, weights, **options).image
 
 
-__all__ = ["FastResult", "load_style_model", "model_method", "run", "stylize_with"]
+__all__ = ["FastResult", "load_style_model", "model_method", "model_style_names", "run", "stylize_with"]
