@@ -186,15 +186,20 @@ def test_real_vgg19_both_networks_lower_their_losses():
 # ----------------------------------------------------------------------------- the training families
 
 
-def test_the_style_family_saves_loads_and_resumes_exactly(folders):
+def _straight_and_resumed(folders, prefix: str, common: list[str]):
+    """A 4-step style run, and a 2-step one resumed to 4: (the straight run, both runs' final weights)."""
     from safetensors.torch import load_file
 
-    common = ["sample_every=2", "ckpt_every=2"]
-    straight = _train_style(folders, "j-straight", [*common, "steps=4"])
-    _train_style(folders, "j-split", [*common, "steps=2"])
-    resumed = train("style", resume=folders / "j-split", overrides=["steps=4"], progress=False)
+    straight = _train_style(folders, f"{prefix}-straight", [*common, "steps=4"])
+    _train_style(folders, f"{prefix}-split", [*common, "steps=2"])
+    resumed = train("style", resume=folders / f"{prefix}-split", overrides=["steps=4"], progress=False)
     a = load_file(str(straight.checkpoint / "model.safetensors"))
     b = load_file(str(resumed.checkpoint / "model.safetensors"))
+    return straight, a, b
+
+
+def test_the_style_family_saves_loads_and_resumes_exactly(folders):
+    straight, a, b = _straight_and_resumed(folders, "j", ["sample_every=2", "ckpt_every=2"])
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     rows = [json.loads(line) for line in (straight.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {"loss", "content", "style"} <= set(rows[-1])
@@ -205,15 +210,9 @@ def test_the_style_family_saves_loads_and_resumes_exactly(folders):
 
 
 def test_one_network_learns_several_styles_and_resumes_exactly(folders):
-    from safetensors.torch import load_file
-
     paintings = [str(folders / "paintings" / f"art{i}.png") for i in range(3)]
     common = [f"styles=[{','.join(paintings)}]", "style=null", "sample_every=2", "ckpt_every=2", "batch_size=2"]
-    straight = _train_style(folders, "m-straight", [*common, "steps=4"])
-    _train_style(folders, "m-split", [*common, "steps=2"])
-    resumed = train("style", resume=folders / "m-split", overrides=["steps=4"], progress=False)
-    a = load_file(str(straight.checkpoint / "model.safetensors"))
-    b = load_file(str(resumed.checkpoint / "model.safetensors"))
+    straight, a, b = _straight_and_resumed(folders, "m", common)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert a["down.0.1.weight"].shape == (3, 4)  # one scale per style and channel
     saved = json.loads((straight.run_dir / "config.json").read_text())
