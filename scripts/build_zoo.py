@@ -145,7 +145,11 @@ SPECS = (
               "mean_style_vs_photo")},
          notes=(NC_NOTE, ("conditional instance norm (Dumoulin et al. 2017): one scale and shift per painting in every "
                           "instance norm, all convolutions shared; --style NAME chooses a painting, several names "
-                          "with --style-weights blend them"))),
+                          "with --style-weights blend them"),
+                "a fixed 1,400 steps on two threads (800 crops per painting); short test runs shared the cores "
+                "for about 6 of its 57 minutes",
+                ("weaker per painting than a one-style net trained longer: on starry_night its style loss is 1.5x "
+                 "zoo:johnson-starry-night's (3x the crops of that painting); see docs/BENCHMARKS.md, style-multi"))),
     Spec("adain-vgg19", "arbitrary style transfer (AdaIN decoder; any style image at inference)", "style-fast/adain",
          "python benchmarks/style_fast.py --phase evaluate --runs RUN_PARENT (see docs/BENCHMARKS.md, style-fast)",
          ("content: sr-train photos (see above); styles: the paintings in shared/data/style-images (public-domain "
