@@ -224,3 +224,20 @@ def test_files_outside_the_app_are_not_served(page, server, path):
     response = page.request.get(server + path)
     assert response.status != 200 or b"root:" not in response.body()
     assert response.status in (403, 404), response.status
+
+
+def choose(page, element: str, option: str) -> None:
+    """Pick ``option`` in the Gradio dropdown ``element``: open its list, click the entry."""
+    page.locator(f"#{element} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_stylize_with_a_painting_chosen_in_the_menu(page, photos):
+    # last in the file: it leaves the stylize tab on the multi-style model
+    open_tab(page, "Stylize")
+    upload(page, "stylize-upload", photos["dog"])
+    choose(page, "stylize-model", "zoo:johnson-paintings")
+    choose(page, "stylize-painting", "zoo:johnson-paintings / the_scream")
+    message = status_after(page, "stylize", "stylize-run")
+    assert re.fullmatch(r"zoo:johnson-paintings \(the_scream\): 64x64 in [\d.]+ s", message), message
+    assert decoded_size(shown_image(page, "stylize-result")) == (64, 64)

@@ -291,7 +291,9 @@ def stylize(upload: str, method: str, style_upload: str | None, steps: int, work
     path = workspace.path("stylize", ".png")
     gio.save_image(result.image, path, metadata=record, value_range=(0.0, 1.0))
     h, w = result.image.shape[-2:]
-    return Result(path, [path, sidecar(path)], f"{record.get('zoo_model', 'optimize')}: {w}x{h} in {result.seconds:.1f} s")
+    painted = f" ({record['painting']})" if "painting" in record else ""
+    return Result(path, [path, sidecar(path)],
+                  f"{record.get('zoo_model', 'optimize')}{painted}: {w}x{h} in {result.seconds:.1f} s")
 
 
 def translate(upload: str, model: str, direction: str, workspace: Workspace,
