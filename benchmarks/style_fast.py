@@ -217,7 +217,7 @@ def evaluate_multi(args, runs: Path, paintings: Path, photos: Path) -> None:
         grid_rows.append(row_images)
         style_left.append(quality["style_vs_photo"])
         if not args.smoke:
-            harness.record("style-multi", f"johnson-paintings {name}", recipe=recipe, wall_s=train_s,
+            harness.record("style-multi", f"johnson-paintings {name}{args.suffix}", recipe=recipe, wall_s=train_s,
                            quality={**quality, "photos": len(contents)},
                            notes=f"losses at {loss_size} px (longest side), mean over {', '.join(contents)}")
     # the style-fast row's protocol on --style: tubingen at --loss-size against --method optimize
@@ -237,7 +237,7 @@ def evaluate_multi(args, runs: Path, paintings: Path, photos: Path) -> None:
     if args.smoke:
         print("smoke run: nothing recorded")
         return
-    harness.record("style-multi", f"johnson-paintings {args.style} vs one-style net and optimize {size}px",
+    harness.record("style-multi", f"johnson-paintings {args.style} vs one-style net and optimize {size}px{args.suffix}",
                    recipe=recipe, wall_s=train_s,
                    throughput={"multi_s": multi_s, "single_s": single_s, "multi_vs_single_time": multi_s / single_s,
                                "threads": args.threads},
@@ -278,6 +278,7 @@ def main(argv=None) -> None:
                         help="--phase evaluate-multi: the one-style net of --style to compare with")
     parser.add_argument("--grid", default="docs/images/style-multi-paintings.png",
                         help="--phase evaluate-multi: where the grid of every painting goes")
+    parser.add_argument("--suffix", default="", help="--phase evaluate-multi: appended to the rows' names")
     parser.add_argument("--multi-minutes", type=float, default=90.0, help="--phase multi: a safety budget only")
     parser.add_argument("--phase", choices=("all", "johnson", "adain", "evaluate", "multi", "evaluate-multi"),
                         default="all")
