@@ -387,6 +387,19 @@ def test_stylize_chooses_and_mixes_the_styles_of_a_multi_style_net(paintings_mod
     assert torch.equal(same, run(model, content, ["udnie", "candy"], [1.0, 0.0]).image)
 
 
+def test_a_multi_style_net_without_names_is_chosen_by_index(tmp_path, capsys):
+    directory = tmp_path / "unnamed"
+    save_pretrained(JohnsonNet(JohnsonConfig(width=4, blocks=1, styles=2)), directory)
+    content = tmp_path / "c.png"
+    _save(smooth_image(20, 24, 4), content)
+    code, _, stderr = _cli(["stylize", str(content), "--model", str(directory), "--style", "1",
+                            "-o", str(tmp_path / "out.png")], capsys)
+    assert code == 0, stderr
+    code, _, stderr = _cli(["stylize", str(content), "--model", str(directory), "-o", str(tmp_path / "x.png")],
+                           capsys)
+    assert code != 0 and "holds 2 styles: choose with --style NAME (0, 1)" in stderr
+
+
 @pytest.mark.parametrize("argv, message", [
     ([], "holds 3 styles: choose with --style NAME (candy, mosaic, udnie)"),
     (["--style", "starry"], "--style starry is not one of"),

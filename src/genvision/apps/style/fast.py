@@ -24,6 +24,7 @@ from torch import nn
 
 from ... import checkpoints as ckpt
 from ...errors import ConfigError
+from ...models.style import MAX_STYLES
 from ...runtime import select_device
 from .backbones import attach_encoder
 from .colour import combine_luminance, luminance
@@ -47,7 +48,11 @@ def model_method(spec: str) -> str:
 
 def model_style_names(spec: str) -> tuple[str, ...]:
     """The style names a multi-style fast model holds (empty for one style or AdaIN), read from its card."""
-    names = ckpt.read_model_card(spec)["config"].get("style_names") or ()
+    config = ckpt.read_model_card(spec)["config"]
+    count = config.get("styles", 1)
+    if not isinstance(count, int) or not 1 < count <= MAX_STYLES:  # out of range: loading the weights says why
+        return ()
+    names = config.get("style_names") or [str(i) for i in range(count)]  # JohnsonNet.style_names' default
     return tuple(str(n) for n in names) if isinstance(names, list) else ()
 
 
