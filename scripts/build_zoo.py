@@ -22,7 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
 from genvision import zoo
+from harness import run_summary
 from genvision.checkpoints import WEIGHTS_FILE, load_with_card, resolve_model_dir, save_pretrained
 from genvision.export.quantize import half_width_state
 
@@ -138,18 +141,18 @@ SPECS = (
           "(pytorch/examples and their sources: van Gogh, Munch, Turner, Picabia public domain; candy and mosaic of "
           "unstated origin; rain-princess by Leonid Afremov, whose copyright may apply)"),
          {"style loss vs optimisation, starry_night": (
-              "style-multi/johnson-paintings-starry-night.jpg-vs-one-style-net-and-optimize-1024px.json",
+              "style-multi/johnson-paintings-starry-night.jpg-vs-one-style-net-and-optimize-1024px-2400steps.json",
               "style_vs_optimize"),
           "style loss left vs the photo, mean of 7 paintings": (
-              "style-multi/johnson-paintings-starry-night.jpg-vs-one-style-net-and-optimize-1024px.json",
+              "style-multi/johnson-paintings-starry-night.jpg-vs-one-style-net-and-optimize-1024px-2400steps.json",
               "mean_style_vs_photo")},
          notes=(NC_NOTE, ("conditional instance norm (Dumoulin et al. 2017): one scale and shift per painting in every "
                           "instance norm, all convolutions shared; --style NAME chooses a painting, several names "
                           "with --style-weights blend them"),
-                "a fixed 1,400 steps on two threads (800 crops per painting); short test runs shared the cores "
-                "for about 6 of its 57 minutes",
-                ("weaker per painting than a one-style net trained longer: on starry_night its style loss is 1.5x "
-                 "zoo:johnson-starry-night's (3x the crops of that painting); see docs/BENCHMARKS.md, style-multi"))),
+                ("a fixed 1,400 steps on two threads, then resumed to 2,400 (1,371 crops per painting); short test "
+                 "runs shared the cores for about 12 of its 94 minutes"),
+                ("on starry_night its style loss is 0.70x zoo:johnson-starry-night's, at a higher content loss; "
+                 "the_scream and udnie keep the most of the photo's own style; see docs/BENCHMARKS.md, style-multi"))),
     Spec("adain-vgg19", "arbitrary style transfer (AdaIN decoder; any style image at inference)", "style-fast/adain",
          "python benchmarks/style_fast.py --phase evaluate --runs RUN_PARENT (see docs/BENCHMARKS.md, style-fast)",
          ("content: sr-train photos (see above); styles: the paintings in shared/data/style-images (public-domain "
@@ -246,9 +249,8 @@ def _metrics(spec: Spec) -> tuple[dict, dict]:
 
 
 def _trained(run: Path) -> dict:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    elapsed = max((r.get("elapsed_s", 0.0) for r in rows), default=0.0)
-    return {"steps": max((r.get("step", 0) for r in rows), default=0), "minutes": round(elapsed / 60, 1)}
+    steps, seconds = run_summary(run)  # a resumed run's segments summed: each logs its time from zero
+    return {"steps": steps or 0, "minutes": round(seconds / 60, 1)}
 
 
 def _card_text(item: dict, spec: Spec, card: dict, sources: dict) -> str:
