@@ -35,6 +35,7 @@ downloads and also takes the pinned package's TorchScript port of the same graph
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import os
@@ -43,13 +44,14 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import BinaryIO
 from urllib import request
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from torchvision.models import inception as tv_inception
+from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from .features import FeatureExtractor, Features, match_channels
@@ -74,72 +76,94 @@ def _tf_avg_pool3x3(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
 
 
-class FIDInceptionA(tv_inception.InceptionA):
-    """InceptionA (Mixed_5b/5c/5d) with TensorFlow's average pool."""
+@functools.cache
+def _fid_blocks() -> SimpleNamespace:
+    """pytorch-fid's Inception blocks, subclasses of torchvision's. Built on first use: importing
+    torchvision.models pulls in torch._dynamo and costs ~2.5 s, which every ``genvision train`` process
+    (and each torchrun rank) would otherwise pay at start-up without ever computing an FID."""
+    from torchvision.models import inception as tv_inception
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b1 = self.branch1x1(x)
-        b5 = self.branch5x5_2(self.branch5x5_1(x))
-        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        bp = self.branch_pool(_tf_avg_pool3x3(x))
-        return torch.cat([b1, b5, b3, bp], dim=1)  # (B, 64 + 64 + 96 + pool_features, H, W)
+    class FIDInceptionA(tv_inception.InceptionA):
+        """InceptionA (Mixed_5b/5c/5d) with TensorFlow's average pool."""
 
-
-class FIDInceptionC(tv_inception.InceptionC):
-    """InceptionC (Mixed_6b..6e) with TensorFlow's average pool."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b1 = self.branch1x1(x)
-        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        b7d = self.branch7x7dbl_1(x)
-        for conv in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
-            b7d = conv(b7d)
-        bp = self.branch_pool(_tf_avg_pool3x3(x))
-        return torch.cat([b1, b7, b7d, bp], dim=1)  # (B, 4 * 192, H, W)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b1 = self.branch1x1(x)
+            b5 = self.branch5x5_2(self.branch5x5_1(x))
+            b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+            bp = self.branch_pool(_tf_avg_pool3x3(x))
+            return torch.cat([b1, b5, b3, bp], dim=1)  # (B, 64 + 64 + 96 + pool_features, H, W)
 
 
-class _FIDInceptionE(tv_inception.InceptionE):
-    """InceptionE with the pool branch's pooling left to subclasses."""
+    class FIDInceptionC(tv_inception.InceptionC):
+        """InceptionC (Mixed_6b..6e) with TensorFlow's average pool."""
 
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b1 = self.branch1x1(x)
-        b3 = self.branch3x3_1(x)
-        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], dim=1)  # (B, 768, H, W)
-        b3d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        b3d = torch.cat([self.branch3x3dbl_3a(b3d), self.branch3x3dbl_3b(b3d)], dim=1)  # (B, 768, H, W)
-        bp = self.branch_pool(self.pool(x))
-        return torch.cat([b1, b3, b3d, bp], dim=1)  # (B, 320 + 768 + 768 + 192 = 2048, H, W)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b1 = self.branch1x1(x)
+            b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+            b7d = self.branch7x7dbl_1(x)
+            for conv in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+                b7d = conv(b7d)
+            bp = self.branch_pool(_tf_avg_pool3x3(x))
+            return torch.cat([b1, b7, b7d, bp], dim=1)  # (B, 4 * 192, H, W)
 
 
-class FIDInceptionE_1(_FIDInceptionE):  # noqa: N801 (pytorch-fid's name)
-    """Mixed_7b: InceptionE with TensorFlow's average pool."""
+    class _FIDInceptionE(tv_inception.InceptionE):
+        """InceptionE with the pool branch's pooling left to subclasses."""
 
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        return _tf_avg_pool3x3(x)
+        def pool(self, x: torch.Tensor) -> torch.Tensor:
+            raise NotImplementedError
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b1 = self.branch1x1(x)
+            b3 = self.branch3x3_1(x)
+            b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], dim=1)  # (B, 768, H, W)
+            b3d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+            b3d = torch.cat([self.branch3x3dbl_3a(b3d), self.branch3x3dbl_3b(b3d)], dim=1)  # (B, 768, H, W)
+            bp = self.branch_pool(self.pool(x))
+            return torch.cat([b1, b3, b3d, bp], dim=1)  # (B, 320 + 768 + 768 + 192 = 2048, H, W)
 
 
-class FIDInceptionE_2(_FIDInceptionE):  # noqa: N801 (pytorch-fid's name)
-    """Mixed_7c: the TF graph max-pools in this block's pool branch (an oddity of that graph)."""
+    class FIDInceptionE_1(_FIDInceptionE):  # pytorch-fid's class names, kept
+        """Mixed_7b: InceptionE with TensorFlow's average pool."""
 
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        def pool(self, x: torch.Tensor) -> torch.Tensor:
+            return _tf_avg_pool3x3(x)
 
 
-def fid_inception_v3() -> tv_inception.Inception3:
+    class FIDInceptionE_2(_FIDInceptionE):
+        """Mixed_7c: the TF graph max-pools in this block's pool branch (an oddity of that graph)."""
+
+        def pool(self, x: torch.Tensor) -> torch.Tensor:
+            return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+
+    return SimpleNamespace(tv=tv_inception, FIDInceptionA=FIDInceptionA, FIDInceptionC=FIDInceptionC,
+                           FIDInceptionE_1=FIDInceptionE_1, FIDInceptionE_2=FIDInceptionE_2)
+
+
+_BLOCK_NAMES = ("FIDInceptionA", "FIDInceptionC", "FIDInceptionE_1", "FIDInceptionE_2")
+
+
+def __getattr__(name: str):  # PEP 562: the block classes stay importable by name, built on first access
+    if name in _BLOCK_NAMES:
+        return getattr(_fid_blocks(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def fid_inception_v3() -> nn.Module:
     """The FID Inception-v3 architecture with untrained weights (pytorch-fid's ``fid_inception_v3``
-    without the download). Its ``state_dict`` keys are torchvision's Inception3 keys minus AuxLogits."""
-    net = tv_inception.Inception3(
+    without the download): a torchvision Inception3. Its ``state_dict`` keys are torchvision's Inception3
+    keys minus AuxLogits."""
+    blocks = _fid_blocks()
+    tv = blocks.tv
+    net = tv.Inception3(
         num_classes=FID_NUM_CLASSES, aux_logits=False, transform_input=False, init_weights=False,
-        inception_blocks=[tv_inception.BasicConv2d, FIDInceptionA, tv_inception.InceptionB, FIDInceptionC,
-                          tv_inception.InceptionD, FIDInceptionE_1, tv_inception.InceptionAux])
-    net.Mixed_7c = FIDInceptionE_2(2048)
+        inception_blocks=[tv.BasicConv2d, blocks.FIDInceptionA, tv.InceptionB, blocks.FIDInceptionC,
+                          tv.InceptionD, blocks.FIDInceptionE_1, tv.InceptionAux])
+    net.Mixed_7c = blocks.FIDInceptionE_2(2048)
     return net
 
 
-def pool3_features(net: tv_inception.Inception3, x: torch.Tensor) -> torch.Tensor:
+def pool3_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(B, 3, 299, 299) in [-1, 1] -> (B, 2048) pool3 features (Inception3's forward up to the fc)."""
     for layer in (net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, net.maxpool1,  # (B, 64, 73, 73)
                   net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, net.maxpool2,  # (B, 192, 35, 35)
@@ -208,7 +232,7 @@ def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     return state
 
 
-def load_fid_inception(path: str | Path) -> tv_inception.Inception3:
+def load_fid_inception(path: str | Path) -> nn.Module:
     """The FID Inception-v3 with the weights of ``path`` (a ``.pth`` state dict or ``.safetensors``),
     in eval mode with gradients off. Every key must match (a strict load) or CheckpointError."""
     path = Path(path).expanduser()
@@ -310,7 +334,7 @@ class InceptionExtractor(FeatureExtractor):
     num_classes = FID_NUM_CLASSES
     inception_comparable = True
 
-    def __init__(self, weights: str | Path | None = None, *, network: tv_inception.Inception3 | None = None,
+    def __init__(self, weights: str | Path | None = None, *, network: nn.Module | None = None,
                  weights_sha256: str | None = None, note: str | None = None, device: str | torch.device = "cpu",
                  batch_size: int = 50):
         if batch_size < 1:
