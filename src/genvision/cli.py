@@ -34,7 +34,7 @@ CORE_COMMANDS = (
     apps.CommandRef("datasets", "genvision.core_commands:datasets", "List the named datasets."),
     apps.CommandRef("weights", "genvision.pretrained.commands:weights",
                     "List, fetch and verify pretrained backbones (VGG-16/19, EfficientNet-Lite0, FID Inception)."),
-    apps.CommandRef("demo", "genvision.core_commands:demo",
+    apps.CommandRef("demo", "genvision.demo.commands:demo",
                     "Every application with the zoo's models, plus a short training run, in one HTML report."),
     apps.CommandRef("web", "genvision.web.commands:web",
                     "Serve a browser UI over the zoo models: generate, edit, inpaint, upscale, stylize, ..."),

@@ -1,22 +1,28 @@
 """The commands that span applications: ``train`` (any family), ``evaluate`` (any model),
-``models``, ``datasets`` and ``demo``. The CLI loads this module only when one of them runs."""
+``models`` and ``datasets``. The CLI loads this module only when one of them runs."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
-from pathlib import Path
 
 import click
 
 from . import apps
-from .cli_params import CLASS, MAX_COUNT, SCALE, SEED, Count, FiniteFloat, overwrite_option
+from .cli_params import (
+    CLASS,
+    MAX_COUNT,
+    SCALE,
+    SEED,
+    Count,
+    FiniteFloat,
+    overwrite_option,
+)
 from .data import list_datasets
-from .demo import run_demo
 from .evaluation import EvaluationRequest
 from .registry import list_models
-from .training.launch import torchrun_command, world_size_from_environment
+from .training.launch import run_torchrun, world_size_from_environment
 from .training.trainer import describe
 from .workflows.evaluate import evaluate as run_evaluation
 from .workflows.train import train as run_training
@@ -80,9 +86,8 @@ def train(family, data, data_root, data_a, data_b, style_image, style_data, hold
     """
     world = world_size_from_environment()
     if nproc is not None and world == 1 and nproc > 1:
-        # Replace this process with torchrun, so signals reach torchrun (and through it every rank).
-        command = torchrun_command(nproc, _without_nproc(sys.argv[1:]))
-        os.execv(command[0], command)
+        # This process becomes torchrun's agent: signals reach it, and through it every rank.
+        raise click.exceptions.Exit(run_torchrun(nproc, _without_nproc(sys.argv[1:])))
     if nproc is not None and world > 1 and nproc != world:
         raise click.UsageError(f"--nproc {nproc} contradicts the {world} processes torchrun started")
     # The flags are spellings of recipe keys, so a family without that key refuses them the same way.
@@ -178,22 +183,3 @@ def datasets():
     for info in list_datasets():
         click.echo(f"{info.name:<16} {info.channels}x{info.image_size}px  {info.num_classes or '-':>3} classes  "
                    f"{info.description}")
-
-
-@click.command()
-@click.option("--out", default="out/demo", show_default=True, type=click.Path(), help="Report directory.")
-@click.option("--minutes", default=1.0, show_default=True, type=FiniteFloat(0.0, 24 * 60.0, min_open=True),
-              help="The training panel's time budget (0 < minutes <= 1440).")
-@click.option("--only", multiple=True, metavar="WORD",
-              help="Run only the panels whose title contains WORD (repeatable), e.g. --only style.")
-@click.option("--device", default="auto", show_default=True)
-def demo(out, minutes, only, device):
-    """Show every application with the zoo's models (plus one short training run) in one HTML report."""
-    result = run_demo(Path(out), minutes=minutes, device=device, only=list(only), log=click.echo)
-    click.echo(f"report: {result.report} ({result.seconds['total']:.0f} s)")
-    for title, message in result.skipped.items():
-        click.echo(f"skipped: {title}: {message}", err=True)
-    if result.failed:
-        for title, message in result.failed.items():
-            click.echo(f"failed: {title}: {message}", err=True)
-        raise click.exceptions.Exit(1)
