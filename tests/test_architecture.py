@@ -20,9 +20,10 @@ CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["import
 # take seconds; the tensorboard writer only when a run logs to it; scikit-learn is optional: only the
 # sklearn-digits dataset needs it; gradio, for genvision web only, takes seconds and is an extra;
 # playwright drives the browser in tests; torch's FSDP and distributed-checkpoint modules take 0.9 s and only
-# train.fsdp=true runs need them).
+# train.fsdp=true runs need them; torchrun's agent, 1.2 s, only the --nproc launcher).
 HEAVY_OPTIONAL = ("torchvision", "torch.utils.tensorboard", "torchmetrics", "sklearn", "gradio", "playwright",
-                  "torch.distributed.fsdp", "torch.distributed.checkpoint")
+                  "torch.distributed.fsdp", "torch.distributed.checkpoint", "torch.distributed.run",
+                  "torch.distributed.elastic")
 
 
 def test_the_import_contracts_hold(capsys):

@@ -110,6 +110,7 @@ def test_sigterm_to_one_rank_stops_both_with_one_checkpoint_and_resume_matches_t
     stopped = [int(p.name.split("_")[1]) for p in (run / "checkpoints").glob("step_*")]
     assert len(stopped) == 1, output[-2000:]  # one checkpoint, written once, by rank 0
     assert "interrupted at step" in output
+    assert launcher.returncode == 143  # the interrupted rank's status reaches the scheduler, as with one process
     assert 3 <= stopped[0] < total, "the signal came too late for this test: raise total"
 
     # One process may not continue a two-process run by accident: its global batch, so its data, would change.

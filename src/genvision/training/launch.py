@@ -2,7 +2,8 @@
 
 genvision does not grow its own launcher: ``torchrun`` (``python -m torch.distributed.run``) starts the
 processes, sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``, and handles multi-node
-rendezvous; ``genvision train ... --nproc N`` only replaces itself with the torchrun command line.
+rendezvous; ``genvision train ... --nproc N`` only runs torchrun's own entry point with that command line,
+in this process: torch is imported already, and a second interpreter would import it again (seconds).
 """
 
 from __future__ import annotations
@@ -78,11 +79,26 @@ def leave_process_group(created: bool) -> None:
         dist.destroy_process_group()
 
 
-def torchrun_command(nproc: int, args: list[str]) -> list[str]:
-    """The torchrun command line that runs ``genvision ARGS`` as ``nproc`` local processes."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "genvision", *args]
+def run_torchrun(nproc: int, args: list[str]) -> int:
+    """Run ``genvision ARGS`` as ``nproc`` local processes under torchrun's agent, in this process, and
+    return the exit status: 0, the first failed rank's own status (143 after a SIGTERM checkpoint), or
+    128 + N when signal N reaches this process (the agent then stops every rank)."""
+    # torchrun's agent modules take ~1.2 s to import, and only the --nproc launcher needs them
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "genvision", *args])
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        status = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode  # -N: killed by signal N
+        print(f"error: rank {rank} exited with status {status} (its message is above)", file=sys.stderr)
+        return status
+    except SignalException as exc:
+        return 128 + int(exc.sigval)
+    return 0
 
 
-__all__ = ["broadcast_text", "join_process_group", "leave_process_group", "torchrun_command",
+__all__ = ["broadcast_text", "join_process_group", "leave_process_group", "run_torchrun",
            "world_size_from_environment"]
