@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from PIL import Image
 from real_weights import real
 
@@ -13,18 +12,19 @@ from genvision.cli import main
 from genvision.demo import panels
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def test_every_panel_runs_into_one_report_and_measures_what_its_models_are_known_for(tmp_path):
+    # One test, not two over a module fixture: pytest-xdist may hand two tests to two workers, and each would
+    # run the whole demo (about a minute).
     real("efficientnet-lite0")
     real("vgg19")
-    out = tmp_path_factory.mktemp("demo") / "report"
-    code = main(["demo", "--out", str(out), "--minutes", "0.05"])
-    return code, out, json.loads((out / "demo.json").read_text())
+    out = tmp_path / "report"
+    assert main(["demo", "--out", str(out), "--minutes", "0.05"]) == 0
+    summary = json.loads((out / "demo.json").read_text())
+    _check_the_report(out, summary)
+    _check_the_numbers(out, summary)
 
 
-def test_every_panel_runs_and_lands_in_one_report(demo_run, capsys):
-    code, out, summary = demo_run
-    assert code == 0
+def _check_the_report(out, summary):
     assert summary["failed"] == {} and summary["skipped"] == {}
     page = (out / "index.html").read_text()
     for panel in panels(0.05):
@@ -40,8 +40,7 @@ def test_every_panel_runs_and_lands_in_one_report(demo_run, capsys):
     assert page.count('class="cmd"') == len(panels(0.05))  # every panel says how to reproduce it
 
 
-def test_the_panels_measure_what_their_models_are_known_for(demo_run):
-    _, out, summary = demo_run
+def _check_the_numbers(out, summary):
     numbers = summary["numbers"]
     sr = numbers["super_resolution"]["y_psnr"]
     assert sr["zoo:edsr-x3"] > sr["zoo:espcn-x3"] > sr["bicubic"]

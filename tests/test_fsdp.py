@@ -44,37 +44,31 @@ def _assert_close(a: dict, b: dict, rtol: float) -> None:
         torch.testing.assert_close(b[name], value, rtol=rtol, atol=1e-6, msg=name)
 
 
-@pytest.fixture(scope="module")
-def sharded_runs(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fsdp")
-    _torchrun(out, "whole", "train.steps=4")
-    _torchrun(out, "cut", "train.steps=2")
-    _torchrun(out, "cut", "train.steps=4", resume=out / "cut")
-    return out
-
-
-def test_two_sharded_processes_train_the_dit_one_process_trains_with_the_global_batch(sharded_runs, tmp_path):
+def test_two_sharded_processes_train_what_one_process_trains_and_resume_to_the_uninterrupted_weights(tmp_path,
+                                                                                                      capsys):
+    # One test over the three torchrun runs (about a minute), not several over a module fixture that
+    # pytest-xdist could set up on both workers.
+    _torchrun(tmp_path, "whole", "train.steps=4")
     single = train("dit", overrides=[*TINY, "train.batch_size=8", "train.steps=4", f"train.out_dir={tmp_path}",
                                      "train.name=single"], progress=False)
     for file in ("model.safetensors", "ema.safetensors"):
-        full = _checkpoint(sharded_runs / "whole", 4, file)  # gathered: full shapes, not shards
+        full = _checkpoint(tmp_path / "whole", 4, file)  # gathered: full shapes, not shards
         _assert_close(_checkpoint(single.run_dir, 4, file), full, rtol=1e-4)
-    assert (sharded_runs / "whole" / "samples" / "step_00000004.png").is_file()  # rank 0 sampled the gathered EMA
+    assert (tmp_path / "whole" / "samples" / "step_00000004.png").is_file()  # rank 0 sampled the gathered EMA
 
-
-def test_a_sharded_run_resumes_to_the_uninterrupted_weights(sharded_runs):
+    _torchrun(tmp_path, "cut", "train.steps=2")
+    code = main(["train", "dit", "--resume", str(tmp_path / "cut"), "train.steps=4", "train.fsdp=false"])
+    err = capsys.readouterr().err
+    assert code != 0 and "cannot change train.fsdp when resuming" in err and len(err.splitlines()) == 1
+    _torchrun(tmp_path, "cut", "train.steps=4", resume=tmp_path / "cut")
     for file in ("model.safetensors", "ema.safetensors"):
-        _assert_close(_checkpoint(sharded_runs / "whole", 4, file), _checkpoint(sharded_runs / "cut", 4, file),
-                      rtol=1e-6)
+        _assert_close(_checkpoint(tmp_path / "whole", 4, file), _checkpoint(tmp_path / "cut", 4, file), rtol=1e-6)
 
 
-def test_what_cannot_be_sharded_is_refused_in_one_line(sharded_runs, tmp_path, capsys):
+def test_what_cannot_be_sharded_is_refused_in_one_line(tmp_path, capsys):
     code = main(["train", "dit", *TINY, "train.fsdp=true", "train.steps=1", f"train.out_dir={tmp_path}"])
     err = capsys.readouterr().err
     assert code != 0 and "train.fsdp=true shards the model over processes" in err and len(err.splitlines()) == 1
-    code = main(["train", "dit", "--resume", str(sharded_runs / "cut"), "train.steps=5", "train.fsdp=false"])
-    err = capsys.readouterr().err
-    assert code != 0 and "cannot change train.fsdp when resuming" in err and len(err.splitlines()) == 1
     gan = DCGAN(DCGANConfig())
     assert transformer_blocks(gan) == []
     with pytest.raises(ConfigError, match="shards transformer blocks, and DCGAN has none"):
