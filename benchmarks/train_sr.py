@@ -2,6 +2,7 @@
 
     python benchmarks/train_sr.py --data-root ../shared/data                         # 6 runs x 60 min
     python benchmarks/train_sr.py --data-root ../shared/data --arch edsr --scale 3 --minutes 60
+    python benchmarks/train_sr.py --data-root ../shared/data --arch edsr --scale 3 --minutes 60 --label zoo  # a rerun
     python benchmarks/train_sr.py --data-root ../shared/data --arch espcn --scale 3 --minutes 1 --smoke
     python benchmarks/train_sr.py --data-root ../shared/data --srgan-from benchmarks/results/runs/sr-edsr-x4-60min \
         --minutes 30                                       # GAN refinement: PSNR drop vs sharpness gain
@@ -93,11 +94,12 @@ def score_self_ensemble(run_dir: Path, data_root: str | None) -> None:
            notes="8 flips/transposes averaged (EDSR+ protocol); published SRCNN/ESPCN/FSRCNN rows are single-pass")
 
 
-def run_one(arch: str, scale: int, minutes: float, data_root: str | None, extra: list[str], smoke: bool) -> None:
+def run_one(arch: str, scale: int, minutes: float, data_root: str | None, extra: list[str], smoke: bool,
+            label: str = "") -> None:
     data = f"folder:{Path(data_root or ROOT.parent / 'shared' / 'data') / 'sr-train'}"
     rate = calibrate(arch, scale, data, extra, seconds=10 if smoke else 60)
     steps = max(10, int(rate * minutes * 60 * 0.97))
-    name = f"sr-{arch}-x{scale}-{minutes:g}min"
+    name = f"sr-{arch}-x{scale}-{minutes:g}min" + (f"-{label}" if label else "")
     run_dir = RUNS / name
     if run_dir.exists():
         import shutil
@@ -120,8 +122,9 @@ def run_one(arch: str, scale: int, minutes: float, data_root: str | None, extra:
             quality[f"{dataset} {paper}"] = value
     quality["Set5 target"] = TARGET_SET5[scale]
     quality["meets target"] = "yes" if scores["Set5"]["psnr"] >= TARGET_SET5[scale] else "no"
-    record("sr-training", f"{arch} x{scale}, {minutes:g} min", recipe=f"configs/sr-{arch}.yaml scale={scale} "
-           f"steps={result.step} {' '.join(extra)}".strip(), wall_s=train_s,
+    row = f"{arch} x{scale}, {minutes:g} min" + (f", {label}" if label else "")
+    record("sr-training", row, recipe=f"configs/sr-{arch}.yaml scale={scale} steps={result.step} {' '.join(extra)}".strip(),
+           wall_s=train_s,
            throughput={"steps/s": round(rate, 2), "train min": round(train_s / 60, 1)}, quality=quality,
            notes=f"EMA weights; stopped_by={result.stopped_by}")
 
@@ -166,6 +169,8 @@ def main() -> None:
     parser.add_argument("--srgan-from", type=Path, help="refine this sr run adversarially instead (for --minutes)")
     parser.add_argument("--self-ensemble", type=Path, nargs="+", metavar="RUN_DIR",
                         help="score these trained runs single-pass and with the x8 self-ensemble instead")
+    parser.add_argument("--label", default="", help="names a rerun apart (run sr-edsr-x3-60min-LABEL, its own row), "
+                        "so an earlier machine's row stays beside it")
     parser.add_argument("overrides", nargs="*", help="extra key=value recipe overrides")
     args = parser.parse_args()
     if args.self_ensemble:
@@ -179,7 +184,7 @@ def main() -> None:
         return
     for arch in args.arch or ["espcn", "edsr"]:
         for scale in args.scale or [2, 3, 4]:
-            run_one(arch, scale, args.minutes, args.data_root, list(args.overrides), args.smoke)
+            run_one(arch, scale, args.minutes, args.data_root, list(args.overrides), args.smoke, args.label)
     print(render_docs())
 
 
