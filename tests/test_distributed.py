@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +112,7 @@ def test_sigterm_to_one_rank_stops_both_with_one_checkpoint_and_resume_matches_t
     assert len(stopped) == 1, output[-2000:]  # one checkpoint, written once, by rank 0
     assert "interrupted at step" in output
     assert launcher.returncode == 143  # the interrupted rank's status reaches the scheduler, as with one process
+    assert re.search(r"^error: rank [01] exited with status 143 \(its message is above\)$", output, re.M)
     assert 3 <= stopped[0] < total, "the signal came too late for this test: raise total"
 
     # One process may not continue a two-process run by accident: its global batch, so its data, would change.
