@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--before-label", default="before", help="its name in the rows (e.g. a commit)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if not 1 <= args.rounds <= 100:
+        parser.error(f"--rounds must be 1..100, got {args.rounds}")
     checkouts = {"this checkout": ROOT}
     if args.before is not None:
         checkouts[args.before_label] = args.before.resolve()
