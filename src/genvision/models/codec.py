@@ -40,6 +40,7 @@ from ..config import check_range
 from ..errors import ConfigError, InputShapeError
 from ..nn.checks import check_images
 from ..nn.entropy import compressai_parts
+from ..nn.padding import pad_to_multiple
 from ..registry import register_model
 
 MAX_WIDTH = 1024
@@ -119,11 +120,7 @@ def _follow_default_device(model: nn.Module) -> None:
 def _pad_to(images: torch.Tensor, multiple: int) -> torch.Tensor:
     """Edge-replicate the bottom/right so both sides are multiples of ``multiple`` (edges, not zeros:
     a flat border costs almost no bits)."""
-    h, w = images.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if pad_h == 0 and pad_w == 0:
-        return images
-    return F.pad(images, (0, pad_w, 0, pad_h), mode="replicate")
+    return pad_to_multiple(images, multiple, mode="replicate")[0]  # (B, C, H', W')
 
 
 def _bits(likelihoods: torch.Tensor) -> torch.Tensor:

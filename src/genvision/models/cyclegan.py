@@ -22,14 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import check_range
 from ..errors import ConfigError
 from ..nn.checks import check_images
+from ..nn.padding import pad_to_multiple
 from ..registry import register_model
-from ..runtime import exporting
 
 __all__ = ["DIRECTIONS", "CycleGAN", "CycleGANConfig", "CycleGenerators", "PatchCritic", "ResnetGenerator"]
 
@@ -102,15 +101,8 @@ class ResnetGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        pad_h, pad_w = -h % _MULTIPLE, -w % _MULTIPLE
-        traced = exporting()  # a traced graph cannot branch on sizes: it always pads
-        if traced or pad_h or pad_w:
-            # reflection needs the pad smaller than the side; tiny images replicate their edge (an exported
-            # graph reflects, so it needs sides of at least 4)
-            mode = "reflect" if traced or (pad_h < h and pad_w < w) else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)  # (B, C, H + pad_h, W + pad_w)
-        return self.net(x)[..., :h, :w]  # (B, C, H, W)
+        x, (h, w) = pad_to_multiple(x, _MULTIPLE)  # (B, C, H', W'); an exported graph needs sides >= 4
+        return self.net(x)[..., :h, :w]  # (B, C, H', W') -> (B, C, H, W)
 
 
 class PatchCritic(nn.Module):

@@ -33,6 +33,7 @@ from torch import nn
 from ..config import check_range
 from ..errors import ConfigError, InputShapeError
 from ..nn.checks import check_images
+from ..nn.padding import pad_to_multiple
 from ..registry import register_model
 
 __all__ = ["FFCResBlock", "LamaConfig", "LamaGenerator", "LamaInpainter", "PatchDiscriminator", "SpectralTransform"]
@@ -209,15 +210,9 @@ class LamaGenerator(nn.Module):
         """The raw output ``(B, C, H, W)`` in [0, 1], everywhere (known pixels included)."""
         self._check(image, mask)
         mask = mask.to(image.dtype)
-        h, w = image.shape[-2:]
-        multiple = 2 ** self.config.downsamples
-        pad_h, pad_w = -h % multiple, -w % multiple
         x = torch.cat([image * (1 - mask), mask], dim=1)  # (B, C + 1, H, W)
-        if pad_h or pad_w:
-            # reflection needs the pad smaller than the side; tiny images replicate their edge
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)  # (B, C + 1, H + pad_h, W + pad_w)
-        return self.net(x)[..., :h, :w]
+        x, (h, w) = pad_to_multiple(x, 2 ** self.config.downsamples)  # (B, C + 1, H', W')
+        return self.net(x)[..., :h, :w]  # (B, C, H', W') -> (B, C, H, W)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         predicted = self.predict(image, mask)  # checks the shapes first

@@ -34,10 +34,11 @@ from torch import nn
 from ..config import check_range
 from ..errors import ConfigError, InputShapeError
 from ..nn.checks import check_images
+from ..nn.padding import pad_to_multiple
 from ..registry import register_model
 
 __all__ = ["AdaINConfig", "AdaINNet", "FrozenEncoder", "JohnsonConfig", "JohnsonNet", "StyleNorm", "adain",
-           "mean_std", "pad_to_multiple", "run_conditioned"]
+           "mean_std", "run_conditioned"]
 
 MAX_WIDTH = 1024
 MAX_BLOCKS = 32
@@ -45,18 +46,6 @@ ENCODERS = ("vgg19", "random")
 # VGG-19 up to relu4_1: convolutions per block (the 4th block stops at its first ReLU), widths
 VGG19_BLOCKS, VGG19_WIDTHS = (2, 2, 4, 1), (64, 128, 256, 512)
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # the style loss's layers; the last is AdaIN's
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[torch.Tensor, tuple[int, int]]:
-    """(B, C, H, W) -> (B, C, H', W') reflect-padded at the bottom/right to multiples of ``multiple`` and at
-    least ``minimum`` (replicate where the image is too small to reflect), and the (H, W) to crop back to."""
-    h, w = x.shape[-2:]
-    ph, pw = max(-h % multiple, minimum - h), max(-w % multiple, minimum - w)
-    ph, pw = ph + -(h + ph) % multiple, pw + -(w + pw) % multiple  # the minimum rounded up to a multiple too
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)  # (B, C, H + ph, W + pw)
-    return x, (h, w)
 
 
 # --------------------------------------------------------------------------------------------------
