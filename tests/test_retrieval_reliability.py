@@ -174,3 +174,38 @@ def test_readers_answer_consistently_while_a_writer_adds(tmp_path):
     finally:
         writer.kill()
     check_consistent(path, writer.committed, planted)
+
+
+def test_info_skips_files_a_writer_renames_or_stages_while_they_are_listed(tmp_path, monkeypatch):
+    """A writer in another process stages ``.tmp-*`` files and renames them away while a reader sums the
+    index's size: ``info()`` once raised FileNotFoundError mid-listing (seen in the test above)."""
+    import genvision.apps.retrieval.store as store
+
+    path = tmp_path / "sized.gvindex"
+    planted_index(path)
+    with Index.open(path) as index:
+        settled = index.info()["file_bytes"]
+        (path / ".tmp-vectors.9.faiss-abc.tmp").write_bytes(b"x" * 1000)  # a write in progress
+        assert index.info()["file_bytes"] == settled
+
+        class Vanished:  # listed, then renamed away before its stat
+            name = "vectors.3.faiss"
+
+            def is_file(self):
+                return True
+
+            def stat(self):
+                raise FileNotFoundError(self.name)
+
+        real_scandir = os.scandir
+
+        class Listing:
+            def __enter__(self):
+                self.inner = real_scandir(path)
+                return [*self.inner, Vanished()]
+
+            def __exit__(self, *exc):
+                self.inner.close()
+
+        monkeypatch.setattr(store.os, "scandir", lambda _: Listing())
+        assert index.info()["file_bytes"] == settled

@@ -436,12 +436,27 @@ class Index:
     def info(self) -> dict:
         self._refresh()
         state = self._state
-        size = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        size = _stored_bytes(self.path)
         return {"path": str(self.path), "count": state.count, "dim": self.dim, "binary": self.binary,
                 "spec": self.spec, "index_type": self.settings["index_type"], "index_kind": state.kind,
                 "search_params": state.params, "generation": state.generation, "file_bytes": size,
                 "created": self.settings["created"], "updated": state.updated,
                 "score": "1 - hamming/bits" if self.binary else "cosine similarity"}
+
+
+def _stored_bytes(path: Path) -> int:
+    """Bytes of the index's files. A writer in another process may rename or delete files while they are
+    listed (its staged writes, a superseded generation's vectors): those are skipped, never an error in
+    the reader."""
+    total = 0
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.name.startswith(atomic.TMP_PREFIX):  # a write still in progress: not part of any generation
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file():
+                    total += entry.stat().st_size
+    return total
 
 
 def _fsync_dir(path: Path) -> None:
