@@ -34,7 +34,6 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..nn.padding import pad_to_multiple
 from ..models.protocols import (
     Classifier,
     Denoiser,
@@ -46,6 +45,7 @@ from ..models.protocols import (
     Stylizer,
     Translator,
 )
+from ..nn.padding import pad_to_multiple
 
 BATCH, HEIGHT, WIDTH = "batch", "height", "width"
 IMAGE_AXES = {0: BATCH, 2: HEIGHT, 3: WIDTH}

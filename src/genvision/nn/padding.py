@@ -3,8 +3,9 @@ fully convolutional nets that run at any size and crop their output back.
 
 The sizes are computed as ceiling divisions and ``torch.sym_max``, not as ``-h % multiple`` and
 ``max``: under torch.export (ONNX export) the sides are symbols, and ``Mod``/``Max`` terms carried
-through every convolution's output size made sympy's reasoning the bulk of an export (a tiny
-Johnson net: 27 s -> 13 s), and a Python ``max`` of symbols adds a guard to the graph.
+through every convolution's output size made sympy's reasoning the bulk of an export (Johnson at its
+default config: 28.6 s -> 14.9 s, docs/BENCHMARKS.md table ``export-time``), and a Python ``max`` of
+symbols adds a guard to the graph.
 """
 
 from __future__ import annotations
