@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -173,6 +174,8 @@ def main() -> None:
                         "so an earlier machine's row stays beside it")
     parser.add_argument("overrides", nargs="*", help="extra key=value recipe overrides")
     args = parser.parse_args()
+    if args.label and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", args.label):
+        parser.error(f"--label names a run directory: letters, digits, '-' and '_' only, got {args.label!r}")
     if args.self_ensemble:
         for run_dir in args.self_ensemble:
             score_self_ensemble(run_dir, args.data_root)
