@@ -213,8 +213,8 @@ SPECS = (
          SR_DATA,
          {f"{bench} {what}": ("sr-gan-refinement/srgan-sr-edsr-x4-15min-8min.json", f"{bench} gan {key}")
           for bench in ("Set5", "Set14") for what, key in (("Y-PSNR", "dB"), ("sharpness", "sharpness"))},
-         notes=(NC_NOTE, ("refines zoo:edsr-x4 version 1, its 15-minute run (Set5 29.79 dB, sharpness 45.9; HR photos 596.5): sharper, 1.6 dB lower "
-                          "PSNR; sharpness = variance of the Laplacian of Y"),
+         notes=(NC_NOTE, ("refines zoo:edsr-x4 version 1, its 15-minute run (Set5 29.79 dB, sharpness 45.9; HR photos "
+                          "596.5): sharper, 1.6 dB lower PSNR; sharpness = variance of the Laplacian of Y"),
                 ("a short refinement: 123 steps in 8 minutes on one thread, while other tests shared the cores; "
                  "its recipe starts from the edsr-x4 run (init=), so train that first")), network="generator"),
     Spec("vae-mnist", "digit VAE (beta = 1; generation, interpolation, traversal, likelihood)", "vae-mnist-30min-zoo",
