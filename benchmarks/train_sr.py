@@ -8,6 +8,14 @@
         --minutes 30                                       # GAN refinement: PSNR drop vs sharpness gain
     python benchmarks/train_sr.py --data-root ../shared/data --self-ensemble benchmarks/results/runs/sr-edsr-x3-60min
                                                            # single-pass vs x8 self-ensemble scores
+    python benchmarks/train_sr.py --data-root ../shared/data --arch edsr --scale 3 --steps 25605 --minutes 120 \
+        train.compile=true                                 # a fixed step count, trained in sessions of --minutes
+
+With ``--steps N`` the cosine schedule is fitted to N steps instead of to the time budget, so a
+slower machine reproduces another's run step for step (round 1's 60-minute runs made 28,084 /
+25,605 / 43,821 steps at x2 / x3 / x4). ``--minutes`` then bounds one sitting: the run stops
+with a checkpoint, the same command resumes it exactly (``genvision train --resume``), and it is
+scored and recorded once it has made all N steps, with its training time summed over the sittings.
 
 Each run: ``genvision train sr --config configs/sr-<arch>.yaml scale=S`` on
 ``folder:<data-root>/sr-train`` (T91 + BSD200, 291 images) with ``train.steps`` set so the cosine
@@ -27,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RESULTS, ROOT, record, render_docs, train  # noqa: E402
+from harness import RESULTS, ROOT, record, render_docs, run_summary, train  # noqa: E402
 
 from genvision.apps.sr.ensemble import SelfEnsemble  # noqa: E402
 from genvision.apps.sr.evaluate import evaluate_upscaler  # noqa: E402
@@ -59,6 +67,30 @@ def calibrate(arch: str, scale: int, data: str, extra: list[str], seconds: float
     import shutil
     shutil.rmtree(result.run_dir, ignore_errors=True)
     return sum(rate) / len(rate)
+
+
+def run_fixed_steps(arch: str, scale: int, steps: int, minutes: float, data_root: str | None, extra: list[str],
+                    label: str = "") -> None:
+    """Train (or go on training) a run of exactly ``steps`` steps for at most ``minutes`` this sitting."""
+    data = f"folder:{Path(data_root or ROOT.parent / 'shared' / 'data') / 'sr-train'}"
+    name = f"sr-{arch}-x{scale}-{steps}steps" + (f"-{label}" if label else "")
+    run_dir = RUNS / name
+    done_before, _ = run_summary(run_dir)
+    if (run_dir / "config.json").is_file():
+        print(f"{name}: resuming from step {done_before or 0} of {steps}")
+        result = train("sr", resume=run_dir, progress=True, overrides=[f"max_minutes={minutes}", *extra])
+    else:
+        result = train("sr", config_file=ROOT / "configs" / f"sr-{arch}.yaml", progress=True, overrides=[
+            f"data.name={data}", f"scale={scale}", f"train.out_dir={RUNS}", f"train.name={name}", f"steps={steps}",
+            f"max_minutes={minutes}", "tensorboard=false", *extra])
+    if result.stopped_by != "completed":
+        print(f"{name}: stopped at step {result.step} of {steps}; run the same command again to go on")
+        return
+    last_step, train_s = run_summary(result.run_dir)
+    score_and_record(result.run_dir, arch, scale, steps, train_s, extra,
+                     row=f"{arch} x{scale}, {steps} steps" + (f", {label}" if label else ""),
+                     rate=round(last_step / train_s, 2) if last_step and train_s else None,
+                     stopped_by="completed", data_root=data_root)
 
 
 def evaluate_model(model_dir: Path, scale: int, data_root: str | None, self_ensemble: bool = False) -> dict:
@@ -111,8 +143,15 @@ def run_one(arch: str, scale: int, minutes: float, data_root: str | None, extra:
         f"data.name={data}", f"scale={scale}", f"train.out_dir={RUNS}", f"train.name={name}", f"steps={steps}",
         f"max_minutes={minutes * 1.05}", "tensorboard=false", *extra])
     train_s = time.perf_counter() - t0
-    scores = evaluate_model(result.run_dir, scale, data_root)
-    (RUNS / f"{name}-eval.json").write_text(json.dumps(scores, indent=2) + "\n")
+    score_and_record(result.run_dir, arch, scale, result.step, train_s, extra,
+                     row=f"{arch} x{scale}, {minutes:g} min" + (f", {label}" if label else ""),
+                     rate=round(rate, 2), stopped_by=result.stopped_by, data_root=data_root)
+
+
+def score_and_record(run_dir: Path, arch: str, scale: int, steps: int, train_s: float, extra: list[str], *,
+                     row: str, rate: float | None, stopped_by: str, data_root: str | None = None) -> None:
+    scores = evaluate_model(run_dir, scale, data_root)
+    (RUNS / f"{run_dir.name}-eval.json").write_text(json.dumps(scores, indent=2) + "\n")
     quality = {}
     for dataset in ("Set5", "Set14"):
         m = scores[dataset]
@@ -123,11 +162,9 @@ def run_one(arch: str, scale: int, minutes: float, data_root: str | None, extra:
             quality[f"{dataset} {paper}"] = value
     quality["Set5 target"] = TARGET_SET5[scale]
     quality["meets target"] = "yes" if scores["Set5"]["psnr"] >= TARGET_SET5[scale] else "no"
-    row = f"{arch} x{scale}, {minutes:g} min" + (f", {label}" if label else "")
-    record("sr-training", row, recipe=f"configs/sr-{arch}.yaml scale={scale} steps={result.step} {' '.join(extra)}".strip(),
-           wall_s=train_s,
-           throughput={"steps/s": round(rate, 2), "train min": round(train_s / 60, 1)}, quality=quality,
-           notes=f"EMA weights; stopped_by={result.stopped_by}")
+    record("sr-training", row, recipe=f"configs/sr-{arch}.yaml scale={scale} steps={steps} {' '.join(extra)}".strip(),
+           wall_s=train_s, throughput={"steps/s": rate, "train min": round(train_s / 60, 1)}, quality=quality,
+           notes=f"EMA weights; stopped_by={stopped_by}")
 
 
 def refine_gan(base_run: Path, minutes: float, data_root: str | None, extra: list[str]) -> None:
@@ -166,6 +203,8 @@ def main() -> None:
     parser.add_argument("--arch", action="append", choices=["espcn", "edsr"])
     parser.add_argument("--scale", action="append", type=int, choices=[2, 3, 4])
     parser.add_argument("--minutes", type=float, default=60.0, help="training budget per model")
+    parser.add_argument("--steps", type=int, help="train exactly this many steps, resumable over sittings of "
+                        "--minutes (instead of fitting the schedule to --minutes)")
     parser.add_argument("--smoke", action="store_true", help="short calibration (for trying the script)")
     parser.add_argument("--srgan-from", type=Path, help="refine this sr run adversarially instead (for --minutes)")
     parser.add_argument("--self-ensemble", type=Path, nargs="+", metavar="RUN_DIR",
@@ -185,8 +224,13 @@ def main() -> None:
         refine_gan(args.srgan_from, args.minutes, args.data_root, list(args.overrides))
         print(render_docs())
         return
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
     for arch in args.arch or ["espcn", "edsr"]:
         for scale in args.scale or [2, 3, 4]:
+            if args.steps:
+                run_fixed_steps(arch, scale, args.steps, args.minutes, args.data_root, list(args.overrides), args.label)
+                continue
             run_one(arch, scale, args.minutes, args.data_root, list(args.overrides), args.smoke, args.label)
     print(render_docs())
 
