@@ -3,6 +3,7 @@
     python benchmarks/train_classifiers.py --data-root ../shared/data                     # ~21 min
     python benchmarks/train_classifiers.py --data-root ../shared/data --arch resnet       # ~6 min
     python benchmarks/train_classifiers.py --data fashion-mnist --data-root DIR           # if you have it
+    python benchmarks/train_classifiers.py --data-root ../shared/data --arch vit --steps 5838   # round 1's steps
 
 Targets (issue 5, 2 CPU cores): MNIST test accuracy ResNet >= 99.5 % within 5 minutes, ViT
 >= 99.0 % within 15 minutes; Fashion-MNIST ResNet >= 93.5 %, ViT >= 91.5 %.
@@ -14,6 +15,10 @@ Protocol, per architecture (recipes configs/resnet-mnist.yaml and configs/vit-mn
 2. train on the train split; the training wall time (as the trainer measures it) is reported;
 3. evaluate the final weights on the untouched test split: accuracy and per-class accuracy
    (``genvision.apps.classify.pipeline.evaluate_classifier``, the same code as ``genvision evaluate``).
+
+``--steps N`` skips step 1: the schedule spans exactly N steps with no time limit (unless
+``--minutes`` gives one), so a slower machine reproduces another machine's run step for step
+(round 1's budget runs made 1,826 ResNet and 5,838 ViT steps).
 """
 
 from __future__ import annotations
@@ -56,17 +61,20 @@ def measure_steps_per_s(arch: str, data: str, data_root: str, probe_steps: int, 
     return rows[-1]["steps_per_s"]
 
 
-def run(arch: str, data: str, data_root: str, budget_min: float, probe_steps: int, fill: float,
-        extra: list[str], save: bool = True) -> dict:
-    rate = measure_steps_per_s(arch, data, data_root, probe_steps, extra)
-    steps = max(100, int(rate * budget_min * 60 * fill))
-    name = f"{arch}-{data}-{budget_min:g}min"
+def run(arch: str, data: str, data_root: str, budget_min: float | None, probe_steps: int, fill: float,
+        extra: list[str], save: bool = True, fixed_steps: int | None = None) -> dict:
+    if fixed_steps is None:
+        rate = measure_steps_per_s(arch, data, data_root, probe_steps, extra)
+        steps = max(100, int(rate * budget_min * 60 * fill))
+        name, how = f"{arch}-{data}-{budget_min:g}min", f"probe rate {rate:.2f} steps/s -> {steps} scheduled steps"
+    else:
+        steps, name, how = fixed_steps, f"{arch}-{data}-{fixed_steps}steps", f"{fixed_steps} steps fixed"
     shutil.rmtree(RUNS / name, ignore_errors=True)
     t0 = time.perf_counter()
+    limit = [f"train.max_minutes={budget_min}"] if budget_min is not None else []
     result = train("classifier", config_file=ROOT / "configs" / f"{arch}-mnist.yaml",
                    overrides=base_overrides(data, data_root) + [*extra, f"train.name={name}", f"train.steps={steps}",
-                                                                f"train.max_minutes={budget_min}",
-                                                                "train.log_every=50"], progress=True)
+                                                                *limit, "train.log_every=50"], progress=True)
     wall = time.perf_counter() - t0
     metrics_file = result.run_dir / "metrics.jsonl"
     rows = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.is_file() else []
@@ -84,10 +92,10 @@ def run(arch: str, data: str, data_root: str, budget_min: float, probe_steps: in
     if save:
         record("classifier-accuracy", name, recipe=" ".join([f"configs/{arch}-mnist.yaml, data={data}", *extra]),
                wall_s=wall,
-               throughput={"budget min": budget_min, "train s": train_s, "steps": result.step, "epochs": epochs,
+               throughput={"budget min": budget_min or "", "train s": train_s, "steps": result.step, "epochs": epochs,
                            "img/s": result.last_metrics.get("images_per_s", 0.0)},
                quality=quality,
-               notes=f"probe rate {rate:.2f} steps/s -> {steps} scheduled steps; stopped by {result.stopped_by}; "
+               notes=f"{how}; stopped by {result.stopped_by}; "
                      f"per-class accuracy {json.dumps([round(v, 4) for v in out['per_class_accuracy']])}; "
                      f"run dir {result.run_dir}")
     print(f"{name}: accuracy {out['accuracy']:.4f} after {result.step} steps ({epochs:.1f} epochs, "
@@ -101,14 +109,19 @@ def main() -> None:
     parser.add_argument("--data", default="mnist", help="mnist or fashion-mnist")
     parser.add_argument("--arch", choices=["resnet", "vit", "all"], default="all")
     parser.add_argument("--minutes", type=float, default=None, help="override the per-arch budget")
+    parser.add_argument("--steps", type=int, help="train exactly this many steps (no probe; no time limit "
+                        "unless --minutes)")
     parser.add_argument("--probe-steps", type=int, default=20)
     parser.add_argument("--fill", type=float, default=0.95, help="fraction of the budget the schedule spans")
     parser.add_argument("--no-record", action="store_true", help="smoke test: print, record nothing")
     parser.add_argument("overrides", nargs="*", help="extra key=value recipe overrides (recorded with the row)")
     args = parser.parse_args()
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
     for arch in (["resnet", "vit"] if args.arch == "all" else [args.arch]):
-        run(arch, args.data, args.data_root, args.minutes or BUDGET_MIN[arch], args.probe_steps, args.fill,
-            list(args.overrides), save=not args.no_record)
+        budget = args.minutes if args.steps else args.minutes or BUDGET_MIN[arch]
+        run(arch, args.data, args.data_root, budget, args.probe_steps, args.fill, list(args.overrides),
+            save=not args.no_record, fixed_steps=args.steps)
     if not args.no_record:
         print(render_docs())
 
