@@ -184,16 +184,22 @@ SPECS = (
                  "0.1, D without BatchNorm), 10 minutes on 2 cores; version 1 (3,000 steps of the old recipe) "
                  "ignored z within each class (recall 0)"), "scores are of the float32 EMA generator before fp16 "
                 "storage")),
-    Spec("resnet-mnist", "digit recognition (small ResNet; Grad-CAM explanations)", "retrieval-resnet-mnist-5min",
-         "python benchmarks/score_classifier.py --model RUN", MNIST_DATA,
-         {"MNIST test accuracy": ("classifier-accuracy/retrieval-resnet-mnist-5min.json", "test accuracy")},
-         notes=(("trained for the retrieval benchmark (1,800 steps); round 1's 5-minute ResNet recipe scored 0.9944 "
-                 "on another machine"),)),
+    Spec("resnet-mnist", "digit recognition (small ResNet; Grad-CAM explanations)", "resnet-mnist-1826steps",
+         "python benchmarks/train_classifiers.py --data-root ../shared/data --arch resnet --steps 1826 "
+         "(trains and scores)", MNIST_DATA,
+         {"MNIST test accuracy": ("classifier-accuracy/resnet-mnist-1826steps.json", "test accuracy")},
+         version="2",
+         notes=(("round 1's 5-minute recipe (configs/resnet-mnist.yaml) at round 1's step count, 1,826 steps, which "
+                 "take 13 minutes on this machine; round 1's run scored 0.9944 on its Intel machine"),
+                "version 1 was an 800-step run trained for the retrieval benchmark (0.9893)")),
     Spec("vit-mnist", "digit recognition (ViT, 4x4 patches; attention-rollout explanations)",
-         "retrieval-vit-mnist-6min", "python benchmarks/score_classifier.py --model RUN", MNIST_DATA,
-         {"MNIST test accuracy": ("classifier-accuracy/retrieval-vit-mnist-6min.json", "test accuracy")},
-         notes=(("6 minutes, trained for the retrieval benchmark: 3.3 points below round 1's 15-minute ViT (0.9939), "
-                 "which is not on this machine"),)),
+         "vit-mnist-5838steps", "python benchmarks/train_classifiers.py --data-root ../shared/data --arch vit "
+         "--steps 5838 (trains and scores)", MNIST_DATA,
+         {"MNIST test accuracy": ("classifier-accuracy/vit-mnist-5838steps.json", "test accuracy")},
+         version="2",
+         notes=(("round 1's 15-minute recipe (configs/vit-mnist.yaml, depth 4) at round 1's step count, 5,838 steps, "
+                 "which take 40 minutes on this machine; round 1's run scored 0.9939 on its Intel machine"),
+                "version 1 was a 6-minute run trained for the retrieval benchmark (0.9614)")),
     Spec("cyclegan-digits", "unpaired translation: MNIST digits <-> scikit-learn's 8x8 digits (framed as MNIST's)",
          "cyclegan-mnist2sklearn-3000steps-framed", (
              "python benchmarks/cyclegan.py --only digits --digit-steps 3000 --digit-framing mnist "
