@@ -6,6 +6,8 @@
     python benchmarks/train_sr.py --data-root ../shared/data --arch espcn --scale 3 --minutes 1 --smoke
     python benchmarks/train_sr.py --data-root ../shared/data --srgan-from benchmarks/results/runs/sr-edsr-x4-60min \
         --minutes 30                                       # GAN refinement: PSNR drop vs sharpness gain
+    python benchmarks/train_sr.py --data-root ../shared/data --srgan-from benchmarks/results/runs/sr-edsr-x4-43821steps \
+        --steps 408 --minutes 30                           # the same for a fixed step count (round 1's x4 made 408)
     python benchmarks/train_sr.py --data-root ../shared/data --self-ensemble benchmarks/results/runs/sr-edsr-x3-60min
                                                            # single-pass vs x8 self-ensemble scores
     python benchmarks/train_sr.py --data-root ../shared/data --arch edsr --scale 3 --steps 25605 --minutes 120 \
@@ -167,16 +169,21 @@ def score_and_record(run_dir: Path, arch: str, scale: int, steps: int, train_s: 
            notes=f"EMA weights; stopped_by={stopped_by}")
 
 
-def refine_gan(base_run: Path, minutes: float, data_root: str | None, extra: list[str]) -> None:
-    """SRGAN-style refinement of a trained sr run: PSNR drop vs sharpness gain, with crops."""
+def refine_gan(base_run: Path, minutes: float, data_root: str | None, extra: list[str],
+               steps: int | None = None) -> None:
+    """SRGAN-style refinement of a trained sr run: PSNR drop vs sharpness gain, with crops.
+
+    With ``steps`` the run makes exactly that many steps (the schedule is constant, so only the
+    count matters) and ``minutes`` is just a safety bound; the run is named by its steps.
+    """
     data = f"folder:{Path(data_root or ROOT.parent / 'shared' / 'data') / 'sr-train'}"
-    name = f"srgan-{base_run.name}-{minutes:g}min"
+    name = f"srgan-{base_run.name}-{steps}steps" if steps else f"srgan-{base_run.name}-{minutes:g}min"
     if (RUNS / name).exists():
         import shutil
         shutil.rmtree(RUNS / name)
     t0 = time.perf_counter()
     result = train("srgan", progress=True, overrides=[
-        f"init={base_run}", f"data.name={data}", f"train.out_dir={RUNS}", f"train.name={name}", "steps=1000000",
+        f"init={base_run}", f"data.name={data}", f"train.out_dir={RUNS}", f"train.name={name}", f"steps={steps or 1000000}",
         f"max_minutes={minutes}", "tensorboard=false", *extra])
     train_s = time.perf_counter() - t0
     quality = {}
@@ -206,7 +213,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="train exactly this many steps, resumable over sittings of "
                         "--minutes (instead of fitting the schedule to --minutes)")
     parser.add_argument("--smoke", action="store_true", help="short calibration (for trying the script)")
-    parser.add_argument("--srgan-from", type=Path, help="refine this sr run adversarially instead (for --minutes)")
+    parser.add_argument("--srgan-from", type=Path, help="refine this sr run adversarially instead (for --minutes, or --steps)")
     parser.add_argument("--self-ensemble", type=Path, nargs="+", metavar="RUN_DIR",
                         help="score these trained runs single-pass and with the x8 self-ensemble instead")
     parser.add_argument("--label", default="", help="names a rerun apart (run sr-edsr-x3-60min-LABEL, its own row), "
@@ -220,12 +227,12 @@ def main() -> None:
             score_self_ensemble(run_dir, args.data_root)
         print(render_docs())
         return
-    if args.srgan_from:
-        refine_gan(args.srgan_from, args.minutes, args.data_root, list(args.overrides))
-        print(render_docs())
-        return
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}")
+    if args.srgan_from:
+        refine_gan(args.srgan_from, args.minutes, args.data_root, list(args.overrides), args.steps)
+        print(render_docs())
+        return
     for arch in args.arch or ["espcn", "edsr"]:
         for scale in args.scale or [2, 3, 4]:
             if args.steps:
