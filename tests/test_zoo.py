@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 from real_weights import real
 
@@ -45,6 +46,8 @@ def test_every_entry_is_intact_loads_and_runs(name):
         outputs = model(*model.example_inputs(1))
     tensors = list(_tensors(outputs))
     assert tensors and all(torch.isfinite(t.float()).all() for t in tensors)
+    recipe = yaml.safe_load((item.directory / "recipe.yaml").read_text())
+    assert recipe["train"]["out_dir"] == "runs"  # retraining writes under the user's folder, not one of ours
     card = (item.directory / "MODEL_CARD.md").read_text()
     assert f"zoo:{name}" in card and item.files["model.safetensors"] in card
     assert read_model_card(f"zoo:{name}")["zoo"]["name"] == name
