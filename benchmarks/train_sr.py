@@ -6,8 +6,8 @@
     python benchmarks/train_sr.py --data-root ../shared/data --arch espcn --scale 3 --minutes 1 --smoke
     python benchmarks/train_sr.py --data-root ../shared/data --srgan-from benchmarks/results/runs/sr-edsr-x4-60min \
         --minutes 30                                       # GAN refinement: PSNR drop vs sharpness gain
-    python benchmarks/train_sr.py --data-root ../shared/data --srgan-from benchmarks/results/runs/sr-edsr-x4-43821steps \
-        --steps 408 --minutes 30                           # the same for a fixed step count (round 1's x4 made 408)
+    python benchmarks/train_sr.py --data-root ../shared/data --srgan-from \
+        benchmarks/results/runs/sr-edsr-x4-43821steps --steps 408 --minutes 30  # a fixed step count (round 1 made 408)
     python benchmarks/train_sr.py --data-root ../shared/data --self-ensemble benchmarks/results/runs/sr-edsr-x3-60min
                                                            # single-pass vs x8 self-ensemble scores
     python benchmarks/train_sr.py --data-root ../shared/data --arch edsr --scale 3 --steps 25605 --minutes 120 \
@@ -183,9 +183,11 @@ def refine_gan(base_run: Path, minutes: float, data_root: str | None, extra: lis
         shutil.rmtree(RUNS / name)
     t0 = time.perf_counter()
     result = train("srgan", progress=True, overrides=[
-        f"init={base_run}", f"data.name={data}", f"train.out_dir={RUNS}", f"train.name={name}", f"steps={steps or 1000000}",
-        f"max_minutes={minutes}", "tensorboard=false", *extra])
+        f"init={base_run}", f"data.name={data}", f"train.out_dir={RUNS}", f"train.name={name}",
+        f"steps={steps or 1000000}", f"max_minutes={minutes}", "tensorboard=false", *extra])
     train_s = time.perf_counter() - t0
+    if steps and result.step < steps:  # a row named by its steps must have made them all
+        raise SystemExit(f"{name}: --minutes {minutes:g} stopped it at step {result.step} of {steps}; not recorded")
     quality = {}
     for label, run in (("base", base_run), ("gan", result.run_dir)):
         model = load_pretrained(run, kind="sr")
@@ -213,7 +215,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="train exactly this many steps, resumable over sittings of "
                         "--minutes (instead of fitting the schedule to --minutes)")
     parser.add_argument("--smoke", action="store_true", help="short calibration (for trying the script)")
-    parser.add_argument("--srgan-from", type=Path, help="refine this sr run adversarially instead (for --minutes, or --steps)")
+    parser.add_argument("--srgan-from", type=Path,
+                        help="refine this sr run adversarially instead (for --minutes, or --steps)")
     parser.add_argument("--self-ensemble", type=Path, nargs="+", metavar="RUN_DIR",
                         help="score these trained runs single-pass and with the x8 self-ensemble instead")
     parser.add_argument("--label", default="", help="names a rerun apart (run sr-edsr-x3-60min-LABEL, its own row), "

@@ -42,11 +42,13 @@ MNIST_DATA = "MNIST (LeCun, Cortes & Burges; CC BY-SA 3.0)"
 WEIGHTS_LICENCE = "Apache-2.0"
 NC_NOTE = "the weights are Apache-2.0; their training data allow non-commercial research use only"
 EDSR_OLDER_VERSIONS = {  # what the step-exact version 3 replaced (both on an AMD EPYC without AVX-512)
-    3: ("version 2 was round 1's 60-minute recipe on a slower machine, which sized the schedule to the 8,194 steps it "
-        "could make (Set5 32.89 dB, Set14 29.34 dB); version 1 a 15-minute run (32.15 / 28.83 dB)"),
+    3: ("version 2 was round 1's 60-minute recipe on a slower machine, which sized the schedule to the 8,194 "
+        "steps it could make (Set5 32.89 dB, Set14 29.34 dB); version 1 a 15-minute run (32.15 / 28.83 dB)"),
     4: ("version 2 was round 1's 60-minute recipe on one thread of a slower machine, 5,341 steps (Set5 30.33 dB, "
         "Set14 27.32 dB); version 1 a 15-minute run, 2,533 steps (29.79 / 26.92 dB)"),
 }
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
@@ -70,10 +72,10 @@ SPECS = (
            {f"{bench} Y-PSNR": (f"quantize/sr-edsr-x{scale}-{steps}steps-fp16-on-sr-{bench.lower()}.json", "after")
             for bench in ("Set5", "Set14")},
            version="3",
-           notes=(NC_NOTE, ("round 1's 60-minute run step for step (EDSR width 32, depth 8, its cosine schedule over the "
-                            f"{steps:,} steps round 1's Intel machine made in 60 minutes), alone on two threads: "
+           notes=(NC_NOTE, ("round 1's 60-minute run step for step (EDSR width 32, depth 8, its cosine schedule over "
+                            f"the {steps:,} steps round 1's Intel machine made in 60 minutes), alone on two threads: "
                             "`python benchmarks/train_sr.py --data-root ../shared/data --arch edsr "
-                            f"--scale {scale} --steps {steps} --minutes {minutes}` (--minutes only bounds a sitting)"),
+                            f"--scale {scale} --steps {steps} --minutes {minutes}` (--minutes bounds one sitting)"),
                   EDSR_OLDER_VERSIONS[scale]),
            # the benchmark rows predate the machine column's ISA tag; this machine's EDSR step is 3x the older one's
            trained_on="AMD EPYC (AVX-512), 2 cores, torch 2.14.1, 2 threads")
