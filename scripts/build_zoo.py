@@ -73,13 +73,15 @@ SPECS = (
             for bench in ("Set5", "Set14")},
            version="3",
            notes=(NC_NOTE, ("round 1's 60-minute run step for step (EDSR width 32, depth 8, its cosine schedule over "
-                            f"the {steps:,} steps round 1's Intel machine made in 60 minutes), alone on two threads: "
+                            f"the {steps:,} steps round 1's Intel machine made in 60 minutes), {where}: "
                             "`python benchmarks/train_sr.py --data-root ../shared/data --arch edsr "
                             f"--scale {scale} --steps {steps} --minutes {minutes}` (--minutes bounds one sitting)"),
                   EDSR_OLDER_VERSIONS[scale]),
            # the benchmark rows predate the machine column's ISA tag; this machine's EDSR step is 3x the older one's
            trained_on="AMD EPYC (AVX-512), 2 cores, torch 2.14.1, 2 threads")
-      for scale, steps, minutes in ((3, 25605, 140), (4, 43821, 75))),
+      for scale, steps, minutes, where in (
+          (3, 25605, 140, "alone on two threads"),
+          (4, 43821, 75, "on two threads, `make demo` sharing them for about 10 of its 76 minutes"))),
     Spec("edsr-x2", "x2 super-resolution of photos", "sr-edsr-x2-60min-zoo-1thread",
          "python benchmarks/quantize_models.py --data-root ../shared/data --model RUN --methods fp16", SR_DATA,
          {f"{bench} Y-PSNR": (f"quantize/sr-edsr-x2-60min-zoo-1thread-fp16-on-sr-{bench.lower()}.json", "after")
