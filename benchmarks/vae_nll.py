@@ -7,8 +7,9 @@ VQ-VAE samples next to the GAN rows.
     python benchmarks/vae_nll.py --data-root ../shared/data --part fid      # FID rows + grids
 
 Protocol (``--part nll``): ``genvision train vae --config configs/vae-mnist.yaml`` with
-``train.max_minutes`` = 30, on **one** torch thread (on this 2-core VM a second busy process
-makes two-thread OpenMP kernels 10-20x slower; one thread is robust and leaves a core free).
+``train.max_minutes`` = 30 (``--minutes``: the run and its rows are named by it, vae-mnist-30min),
+on **one** torch thread (on this 2-core VM a second busy process makes two-thread OpenMP kernels
+10-20x slower; one thread is robust and leaves a core free).
 Training data: MNIST train (60k) binarised afresh for every batch. Test data: the 10,000 MNIST
 test images binarised once with ``torch.Generator().manual_seed(0)`` (see
 ``genvision.apps.vae.evaluate``). Final number: the importance-weighted bound -L_k with
@@ -67,11 +68,16 @@ def nll(model_dir: Path, data_root: str, *, k: int, limit: int, workers: int = 2
     return {"neg_elbo_nats": elbo, "nll_iwae_nats": iwae, "nll_iwae_bits_per_dim": iwae / bits, "k": k, "images": n}
 
 
+def vae_run_name(minutes: float) -> str:
+    """Named by its budget: a 60-minute rerun must not overwrite the 30-minute run's rows."""
+    return f"vae-mnist-{minutes:g}min"
+
+
 def run_nll(args) -> None:
     from harness import train
 
     torch.set_num_threads(args.threads)
-    name = "vae-mnist-30min" + args.suffix
+    name = vae_run_name(args.minutes) + args.suffix
     run_dir = RUNS / name
     if run_dir.exists() and not args.eval_only:
         import shutil
@@ -96,7 +102,7 @@ def run_nll(args) -> None:
         curve.append({"step": step, "minutes": elapsed[near] / 60, **m})
         print(f"curve: step {step} ({elapsed[near] / 60:.1f} min): -ELBO {m['neg_elbo_nats']:.2f}, "
               f"NLL(k=100, 1000 imgs) {m['nll_iwae_nats']:.2f} [{time.perf_counter() - t1:.0f}s]", flush=True)
-        record("vae-nll-curve", f"vae-mnist{args.suffix} @ step {step:05d}", recipe="configs/vae-mnist.yaml (EMA weights)",
+        record("vae-nll-curve", f"{name} @ step {step:05d}", recipe="configs/vae-mnist.yaml (EMA weights)",
                wall_s=elapsed[near], throughput={"train minutes": elapsed[near] / 60, "step": step},
                quality={"NLL k=100 (1000 test) nats": m["nll_iwae_nats"],
                         "-ELBO (1000 test) nats": m["neg_elbo_nats"]})
@@ -119,7 +125,8 @@ def run_nll(args) -> None:
         quality[f"NLL k=5000 (first {args.k5000_images} test) nats"] = sub["nll_iwae_nats"]
         quality[f"NLL k={args.k} (same {args.k5000_images}) nats"] = same["nll_iwae_nats"]
     quality.update({"anchor (pythae VAE) nats": ANCHOR, "target nats": TARGET})
-    record("vae-nll", name, recipe="configs/vae-mnist.yaml, 1 thread, EMA weights", wall_s=train_wall,
+    threads = f"{args.threads} thread" + ("s" if args.threads > 1 else "")
+    record("vae-nll", name, recipe=f"configs/vae-mnist.yaml, {threads}, EMA weights", wall_s=train_wall,
            throughput={"train minutes": elapsed[final_step] / 60, "steps": final_step,
                        "epochs": final_step * 128 / 60_000, "img/s (last window)": last.get("images_per_s", 0.0),
                        "final eval s": final_wall},
@@ -173,7 +180,7 @@ def run_fid(args) -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
     test = load_dataset("mnist", split="test", root=args.data_root, download=False)
     x, y = test.get_batch(torch.arange(16))
-    rows = [("vae-mnist-30min", "VAE (beta=1), prior samples, 30 min"),
+    rows = [(vae_run_name(args.minutes), f"VAE (beta=1), prior samples, {args.minutes:g} min"),
             ("cvae-mnist", "CVAE, prior samples, classes cycled"),
             ("vqvae-mnist", "VQ-VAE, per-position categorical token prior (not a learned AR prior)")]
     for name, recipe in rows:
