@@ -48,6 +48,8 @@ def test_every_entry_is_intact_loads_and_runs(name):
     assert tensors and all(torch.isfinite(t.float()).all() for t in tensors)
     recipe = yaml.safe_load((item.directory / "recipe.yaml").read_text())
     assert recipe["train"]["out_dir"] == "runs"  # retraining writes under the user's folder, not one of ours
+    if recipe.get("init"):  # what retraining starts from ships too: a zoo name, not a run folder of ours
+        assert recipe["init"].startswith("zoo:") and recipe["init"].removeprefix("zoo:") in ENTRIES
     card = (item.directory / "MODEL_CARD.md").read_text()
     assert f"zoo:{name}" in card and item.files["model.safetensors"] in card
     assert read_model_card(f"zoo:{name}")["zoo"]["name"] == name
