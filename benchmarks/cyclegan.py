@@ -4,7 +4,8 @@
    painting with --painting): Inception FID (the ``inception-fid`` backbone, standard FID features)
    of translated photo crops against painting crops, next to the identity baseline (untranslated
    photos against the same paintings), and the cycle-reconstruction PSNR a -> b -> a. When no
-   Inception weights are here the FID rows are left out and the notes say so.
+   Inception weights are here the FID rows are left out and the notes say so. ``--photo-curve`` then
+   scores each of the run's eight checkpoints on the same crops (table ``cyclegan-photo-curve``).
 2. MNIST <-> scikit-learn's 8x8 digits upsampled to 28x28: domain FID in the shipped MNIST
    classifier's features (``assets/extractors/mnist-cnn``) of sklearn test digits translated to
    MNIST, against MNIST test digits (and the untranslated baseline), and how often the shipped
@@ -63,36 +64,71 @@ def _crops(name: str, n: int, patch: int, load_size: int, channels: int, seed: i
     return random_crops(domain, picks, patch, flip=False)  # (n, C, p, p) in [0, 1]
 
 
+class PhotoScorer:
+    """The photo <-> painting protocol, with its crops and reference features computed once, so a run's
+    checkpoints are all scored on the same images."""
+
+    def __init__(self, painting: str, n: int):
+        # evaluation crops: photos at the training scale; paintings as the critic saw them
+        self.real_a = _crops("folder:../shared/data/sr-train", n, 64, 72, 3, seed=1)
+        self.real_b = _crops(painting, n, 64, 256, 3, seed=2)
+        self.notes = f"{n} 64px crops per set"
+        self.extract = None
+        try:
+            from genvision.workflows.extractors import pretrained_inception_extractor
+
+            self.extract = pretrained_inception_extractor()
+            self.feats_b = _features(self.extract, self.real_b)
+            self.identity = _fid(_features(self.extract, self.real_a), self.feats_b)
+            self.notes += "; Inception FID (inception-fid backbone) of 64px crops upsampled to 299"
+        except ConfigError as exc:
+            self.notes += f"; no Inception FID: {exc}"
+
+    def __call__(self, model) -> dict:
+        fake_b = _translate(model, self.real_a, "a2b")
+        quality = {"cycle_psnr_db": psnr(_translate(model, fake_b, "b2a"), self.real_a)}
+        if self.extract is not None:
+            quality["fid_inception_translated"] = _fid(_features(self.extract, fake_b), self.feats_b)
+            quality["fid_inception_identity"] = self.identity
+        return quality
+
+
 def photos(args) -> None:
     painting = f"folder:{args.painting}" if args.painting else "folder:../shared/data/style-images/style"
     name = f"cyclegan-photo2painting-{args.photo_steps}steps"
+    recipe = f"train cyclegan photos<->{painting}"
+    if args.photo_curve:
+        photo_curve(args, name, recipe, painting)
+        return
     start = time.perf_counter()
     result = train("cyclegan", overrides=[
         "data_a.name=folder:../shared/data/sr-train", f"data_b.name={painting}", "data_b.load_size=256",
         f"train.steps={args.photo_steps}", f"train.out_dir={args.out_dir}", f"train.name={name}",
-        f"train.sample_every={max(1, args.photo_steps // 8)}", f"train.ckpt_every={max(1, args.photo_steps // 8)}"],
+        f"train.sample_every={max(1, args.photo_steps // 8)}", f"train.ckpt_every={max(1, args.photo_steps // 8)}",
+        "train.keep_last=8"],  # every checkpoint, for --photo-curve
         overwrite=True)
     wall = time.perf_counter() - start
-    model = load_translator(result.run_dir)
-    # evaluation crops: photos at the training scale; paintings as the critic saw them
-    real_a = _crops("folder:../shared/data/sr-train", args.eval_n, 64, 72, 3, seed=1)
-    real_b = _crops(painting, args.eval_n, 64, 256, 3, seed=2)
-    fake_b = _translate(model, real_a, "a2b")
-    quality = {"cycle_psnr_db": psnr(_translate(model, fake_b, "b2a"), real_a)}
-    notes = f"{args.eval_n} 64px crops per set; {result.step} steps"
-    try:
-        from genvision.workflows.extractors import pretrained_inception_extractor
-
-        extract = pretrained_inception_extractor()
-        feats_b = _features(extract, real_b)
-        quality["fid_inception_translated"] = _fid(_features(extract, fake_b), feats_b)
-        quality["fid_inception_identity"] = _fid(_features(extract, real_a), feats_b)
-        notes += "; Inception FID (inception-fid backbone) of 64px crops upsampled to 299"
-    except ConfigError as exc:
-        notes += f"; no Inception FID: {exc}"
-    record("cyclegan", name, recipe=f"train cyclegan photos<->{painting}", wall_s=wall,
-           throughput={"steps": result.step}, quality=quality, notes=notes)
+    scorer = PhotoScorer(painting, args.eval_n)
+    quality = scorer(load_translator(result.run_dir))
+    record("cyclegan", name, recipe=recipe, wall_s=wall, throughput={"steps": result.step}, quality=quality,
+           notes=f"{scorer.notes}; {result.step} steps")
     print(name, quality)
+
+
+def photo_curve(args, name: str, recipe: str, painting: str) -> None:
+    """Score every checkpoint a finished photo run kept (table ``cyclegan-photo-curve``): is the translation
+    still moving toward the paintings when the schedule ends?"""
+    checkpoints = sorted((Path(args.out_dir) / name / "checkpoints").glob("step_*"))
+    if not checkpoints:
+        raise SystemExit(f"no checkpoints under {Path(args.out_dir) / name}: train it first")
+    scorer = PhotoScorer(painting, args.eval_n)
+    for ckpt in checkpoints:
+        step = int(ckpt.name.split("_")[1])
+        start = time.perf_counter()
+        quality = scorer(load_translator(ckpt))
+        record("cyclegan-photo-curve", f"{name} @ step {step:05d}", recipe=recipe,
+               wall_s=time.perf_counter() - start, throughput={"step": step}, quality=quality, notes=scorer.notes)
+        print(step, quality, flush=True)
 
 
 def digits(args) -> None:
@@ -154,7 +190,12 @@ def main() -> None:
     parser.add_argument("--eval-n", type=int, default=500)
     parser.add_argument("--out-dir", default="benchmarks/results/runs")
     parser.add_argument("--only", choices=("photos", "digits"))
+    parser.add_argument("--photo-curve", action="store_true",
+                        help="do not train: score every checkpoint of the --photo-steps run already in --out-dir")
     args = parser.parse_args()
+    if args.photo_curve:
+        photos(args)
+        return
     if args.only != "digits":
         photos(args)
     if args.only != "photos":
