@@ -23,6 +23,7 @@ ROWS = {
         "candy", "mosaic", "rain-princess", "shipwreck", "starry_night", "the_scream", "udnie", "candy-udnie"))], 128),
     "demo-restore.jpg": (["denoise-input.png", "denoise-dncnn.png", "inpaint-input.png", "inpaint-lama-photos.png"],
                          180),
+    "demo-translate.jpg": (["translate-painted.png"], 200),
     "demo-explain.jpg": (["explain-dog.png"], None),
     "demo-search.jpg": (["search-dog-crop.png"], None),
 }

@@ -129,6 +129,22 @@ def test_the_family_saves_loads_and_resumes_exactly(domains, tmp_path):
     assert model.registry_name == "cyclegan" and model.config.width == 4
 
 
+def test_a_translator_without_critics_loads_the_generators_of_a_trained_run_and_refuses_to_train(domains, tmp_path):
+    from genvision.errors import ConfigError
+
+    run = _train(domains, tmp_path, "full", ["steps=2"])
+    full = load_pretrained(run.run_dir, kind="translate")
+    slim = CycleGAN(CycleGANConfig(**{**vars(full.config), "critics": False}))
+    missing, unexpected = slim.load_state_dict(full.state_dict(), strict=False)
+    assert not missing and unexpected and all(key.startswith("critics.") for key in unexpected)
+    images = torch.rand(2, 3, 20, 24)
+    for direction in ("a2b", "b2a"):
+        assert torch.equal(slim(images, direction), full(images, direction))
+    with pytest.raises(ConfigError, match="has no critics"):
+        CycleGANObjective(slim, CycleObjectiveConfig(), DataInfo(channels=3, image_size=16, num_classes=0),
+                          total_steps=10)
+
+
 def test_a_padded_domain_keeps_each_image_inside_a_black_border(domains):
     from genvision.apps.translate.data import load_domain
     from genvision.data import load_dataset

@@ -34,7 +34,8 @@ def _check_the_report(out, summary):
                  "walk-gan-seeds.png", "traverse-vae.png", "sr-crops.png", "edit-chain.png", "denoise-dncnn.png",
                  "inpaint-lama-photos.png", "style-optimize.png", "style-fast.png", "style-adain-blend.png",
                  "style-paintings-candy.png", "style-paintings-candy-udnie.png",
-                 "translate-digits.png", "explain-dog.png", "search-dog-crop.png", "codec-decoded.png"):
+                 "translate-digits.png", "translate-painted.png", "explain-dog.png", "search-dog-crop.png",
+                 "codec-decoded.png"):
         assert f'src="{name}"' in page, name
         assert (out / name).is_file(), name
     assert page.count('class="cmd"') == len(panels(0.05))  # every panel says how to reproduce it

@@ -1,4 +1,4 @@
-"""Models that translate, recognise, find and compress: CycleGAN digits, ImageNet recognition with
+"""Models that translate, recognise, find and compress: CycleGAN digits and paintings, ImageNet recognition with
 Grad-CAM, search of an index with edited copies of its photos, and the learned codec
 against JPEG at the same file size."""
 
@@ -39,12 +39,32 @@ def translation(ctx: DemoContext) -> str:
     grid = ctx.save_grid(torch.cat([digits, translated * 2 - 1, back * 2 - 1]), "translate-digits.png", nrow=10,
                          model="zoo:cyclegan-digits", rows=["MNIST", "a2b: 8x8-digit style", "b2a: back"])
     ctx.record("translation", shape=list(translated.shape))
+    painted = _photo_to_painting(ctx)
     return (paragraph("Unpaired translation between two digit styles (MNIST and scikit-learn's blocky 8x8 "
                       "digits), learned without a single matched pair; the third row translates back. The command translates the "
                       "input strip in one pass (the network is fully convolutional).")
             + figure(grid, "MNIST | translated to the 8x8 style | translated back", 560, pixelated=True)
             + commands("genvision translate translate-input.png --model zoo:cyclegan-digits --direction a2b "
-                       "-o translate-a2b.png"))
+                       "-o translate-a2b.png")
+            + paragraph("The same method between photos and the eight paintings of style-images: it learned to "
+                        "paint on 64 px crops of photos shrunk to 72 px, so the photo is shrunk to that scale first.")
+            + figure(painted, "photo | a2b: painted | b2a: back to a photo", 480)
+            + commands("genvision translate translate-photo.png --model zoo:cyclegan-paintings --direction a2b "
+                       "-o translate-painted.png"))
+
+
+def _photo_to_painting(ctx: DemoContext) -> str:
+    model = load_translator("zoo:cyclegan-paintings")
+    photo = gio.load_image_tensor(ctx.out / ctx.copy_photo("horses.jpg"), channels=3)  # (3, H, W) in [0, 1]
+    scale = 96 / min(photo.shape[1:])  # near the 72 px training scale, a little more detail
+    small = torch.nn.functional.interpolate(photo[None], scale_factor=scale, mode="bilinear", antialias=True,
+                                            align_corners=False).clamp(0, 1)  # (1, 3, h, w), shorter side 96
+    ctx.save(small[0], "translate-photo.png", source="horses.jpg, shorter side 96 px")
+    painted = translate_tensor(model, small, "a2b")  # (1, 3, h, w) in [0, 1]
+    back = translate_tensor(model, painted, "b2a")
+    ctx.record("translation-photo", shape=list(painted.shape))
+    return ctx.save_grid(torch.cat([small, painted, back]) * 2 - 1, "translate-painted.png", nrow=3,
+                         model="zoo:cyclegan-paintings", columns=["photo", "a2b: painted", "b2a: back"])
 
 
 def recognition(ctx: DemoContext) -> str:

@@ -14,7 +14,7 @@ the translated images ``(B, C, H, W)`` in [0, 1].
   ``d_layers`` stride-2 stages (3 gives the 70 px receptive field).
 
 :class:`CycleGAN` holds ``generators`` (``a2b``, ``b2a``: what EMA averages and ``translate`` runs)
-and ``critics`` (``a`` judges domain A, ``b`` domain B: training only).
+and ``critics`` (``a`` judges domain A, ``b`` domain B: training only; ``None`` when ``critics=False``).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class CycleGANConfig:
     up: str = "resize"  # resize (nearest x2 + conv: no checkerboard) | transposed (the paper's)
     d_width: int = 32  # critic channels of the first stage (paper: 64), doubled per stage up to 8x
     d_layers: int = 3  # critic stride-2 stages (3 = the 70x70 PatchGAN)
+    critics: bool = True  # False: the generators alone, a translator as the zoo ships it (cannot be trained)
 
     def validate(self) -> None:
         if self.channels not in (1, 3):
@@ -154,7 +155,7 @@ class CycleGAN(nn.Module):
         config.validate()
         self.config = config
         self.generators = CycleGenerators(config)
-        self.critics = PatchCritics(config)
+        self.critics = PatchCritics(config) if config.critics else None
 
     def forward(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         if direction not in DIRECTIONS:

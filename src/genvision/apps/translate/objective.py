@@ -117,6 +117,9 @@ class CycleGANObjective(Objective):
     def __init__(self, model: nn.Module, config: CycleObjectiveConfig, data: DataInfo, *, total_steps: int):
         super().__init__(model, config, data)
         config.validate()
+        if model.critics is None:
+            raise ConfigError("this cyclegan has no critics (model.critics: false, a translator as the zoo ships "
+                              "it): train from a recipe with model.critics: true")
         self.total_steps = total_steps
         self.pool_a, self.pool_b = ImagePool(config.pool_size), ImagePool(config.pool_size)
         self._samples: tuple[torch.Tensor, torch.Tensor] | None = None
