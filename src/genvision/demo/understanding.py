@@ -44,13 +44,13 @@ def translation(ctx: DemoContext) -> str:
                       "digits), learned without a single matched pair; the third row translates back. The command translates the "
                       "input strip in one pass (the network is fully convolutional).")
             + figure(grid, "MNIST | translated to the 8x8 style | translated back", 560, pixelated=True)
-            + commands("genvision translate translate-input.png --model zoo:cyclegan-digits --direction a2b "
-                       "-o translate-a2b.png")
             + paragraph("The same method between photos and the eight paintings of style-images: it learned to "
                         "paint on 64 px crops of photos shrunk to 72 px, so the photo is shrunk to that scale first.")
             + figure(painted, "photo | a2b: painted | b2a: back to a photo", 480)
-            + commands("genvision translate translate-photo.png --model zoo:cyclegan-paintings --direction a2b "
-                       "-o translate-painted.png"))
+            + commands("genvision translate translate-input.png --model zoo:cyclegan-digits --direction a2b "
+                       "-o translate-a2b.png",
+                       "genvision translate translate-photo.png --model zoo:cyclegan-paintings --direction a2b "
+                       "-o translate-photo-a2b.png"))
 
 
 def _photo_to_painting(ctx: DemoContext) -> str:
